@@ -1,0 +1,3 @@
+module tp.invalid/netstack
+
+go 1.26

@@ -1,0 +1,399 @@
+import Docker from 'dockerode';
+import { PassThrough } from 'node:stream';
+import { dockerError, statusCodeOf } from './errors.js';
+import { debugLogger } from '../lib/log.js';
+import { labelSelector } from '../lib/labels.js';
+
+const debug = debugLogger('docker');
+
+export interface EngineVersion {
+  version: string;
+  apiVersion: string;
+  os: string;
+  arch: string;
+}
+
+export interface ImageInfo {
+  id: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerSpec {
+  image: string;
+  name?: string;
+  cmd?: string[];
+  entrypoint?: string[];
+  labels: Record<string, string>;
+  env?: Record<string, string>;
+  capAdd?: string[];
+  /** Host device paths, mapped at the same path in the container. */
+  devices?: string[];
+  /** `container:<id>` to join another container's network namespace. */
+  networkMode?: string;
+}
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The one place tp talks to Docker. Nothing outside src/docker imports dockerode; the rest
+ * of tp sees these methods and TpErrors that say what to do.
+ */
+export class DockerEngine {
+  private constructor(
+    private readonly docker: Docker,
+    readonly endpoint: string,
+  ) {}
+
+  /** Honours DOCKER_HOST (and DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) like the docker CLI. */
+  static connect(env: NodeJS.ProcessEnv = process.env): DockerEngine {
+    const host = env.DOCKER_HOST;
+    const endpoint = host !== undefined && host !== '' ? host : 'unix:///var/run/docker.sock';
+    return new DockerEngine(new Docker(), endpoint);
+  }
+
+  async version(): Promise<EngineVersion> {
+    try {
+      const v = await this.docker.version();
+      return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
+    } catch (err) {
+      throw dockerError(err, this.endpoint, 'report its version');
+    }
+  }
+
+  async imageInfo(ref: string): Promise<ImageInfo | undefined> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      // The engine sends `null` for an image without labels, whatever the typings say.
+      const labels = info.Config.Labels as Record<string, string> | null;
+      return { id: info.Id, labels: labels ?? {} };
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw dockerError(err, this.endpoint, `inspect image ${ref}`);
+    }
+  }
+
+  /** Streams the engine's JSON progress lines to `onLine`; rejects on the first build error. */
+  async buildImage(
+    context: NodeJS.ReadableStream,
+    options: {
+      tag: string;
+      dockerfile: string;
+      labels: Record<string, string>;
+      buildArgs?: Record<string, string>;
+    },
+    onLine: (line: string) => void,
+  ): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.buildImage(context, {
+        t: options.tag,
+        dockerfile: options.dockerfile,
+        labels: options.labels,
+        buildargs: options.buildArgs ?? {},
+        rm: true,
+        forcerm: true,
+      });
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `build ${options.tag}`);
+    }
+    await followJsonStream(stream, (msg) => {
+      if (typeof msg.stream === 'string') {
+        for (const l of msg.stream.split('\n')) if (l.trim() !== '') onLine(l.trim());
+      }
+      if (typeof msg.status === 'string') onLine(msg.status);
+    }).catch((err: unknown) => {
+      throw dockerError(err, this.endpoint, `build ${options.tag}`);
+    });
+  }
+
+  async pullImage(ref: string, onLine: (line: string) => void = () => undefined): Promise<void> {
+    try {
+      const stream = await this.docker.pull(ref);
+      await followJsonStream(stream, (msg) => {
+        if (typeof msg.status === 'string') {
+          onLine(typeof msg.id === 'string' ? `${msg.id}: ${msg.status}` : msg.status);
+        }
+      });
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `pull ${ref}`);
+    }
+  }
+
+  /** Starts a container in the background; the handle stops and removes it. */
+  async startContainer(spec: ContainerSpec): Promise<RunningContainer> {
+    try {
+      const c = await this.docker.createContainer(toCreateOptions(spec));
+      const handle = new RunningContainer(this, c.id, spec.name ?? c.id.slice(0, 12));
+      try {
+        await c.start();
+      } catch (err) {
+        await handle.stop();
+        throw err;
+      }
+      debug(`started ${handle.name} from ${spec.image}`);
+      return handle;
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `start a container from ${spec.image}`);
+    }
+  }
+
+  /** Runs a container to completion and returns what it printed; the container is removed. */
+  async runToCompletion(spec: ContainerSpec, timeoutMs = 60_000): Promise<CommandResult> {
+    const container = await this.startContainer(spec);
+    await using _ = container;
+    const c = this.docker.getContainer(container.id);
+    try {
+      const waited = (await withTimeout(c.wait(), timeoutMs, `container ${container.name}`)) as {
+        StatusCode: number;
+      };
+      const { stdout, stderr } = await this.logs(container.id);
+      return { exitCode: waited.StatusCode, stdout, stderr };
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `run ${spec.image}`);
+    }
+  }
+
+  async exec(containerId: string, cmd: string[]): Promise<CommandResult> {
+    try {
+      const c = this.docker.getContainer(containerId);
+      const ex = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await ex.start({ hijack: true, stdin: false });
+      const { stdout, stderr } = await this.demux(stream);
+      const info = await ex.inspect();
+      return { exitCode: info.ExitCode ?? -1, stdout, stderr };
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `exec ${cmd.join(' ')}`);
+    }
+  }
+
+  async isRunning(containerId: string): Promise<boolean> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      return info.State.Running;
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return false;
+      throw dockerError(err, this.endpoint, `inspect container ${containerId}`);
+    }
+  }
+
+  /** Force-removes a container; a container that is already gone is not an error. */
+  async removeContainer(containerId: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+      return true;
+    } catch (err) {
+      const status = statusCodeOf(err);
+      // 409: removal already in progress, which ends the same way.
+      if (status === 404 || status === 409) return false;
+      throw dockerError(err, this.endpoint, `remove container ${containerId}`);
+    }
+  }
+
+  async listLabelled(labels: Readonly<Record<string, string>> = {}): Promise<LabelledResources> {
+    const filters = JSON.stringify({ label: labelSelector(labels) });
+    try {
+      const [containers, networks, volumes] = await Promise.all([
+        this.docker.listContainers({ all: true, filters }),
+        this.docker.listNetworks({ filters }),
+        this.docker.listVolumes({ filters }),
+      ]);
+      return {
+        containers: containers.map((c) => ({
+          id: c.Id,
+          name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+          labels: c.Labels,
+        })),
+        networks: networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} })),
+        volumes: volumes.Volumes.map((v) => ({ id: v.Name, name: v.Name, labels: v.Labels })),
+      };
+    } catch (err) {
+      throw dockerError(err, this.endpoint, 'list tp resources');
+    }
+  }
+
+  /**
+   * Removes every container, network and volume carrying tp's labels (narrowed by `labels`),
+   * containers first because they hold the networks and volumes.
+   */
+  async removeLabelled(labels: Readonly<Record<string, string>> = {}): Promise<LabelledResources> {
+    const found = await this.listLabelled(labels);
+    try {
+      for (const c of found.containers) await this.removeContainer(c.id);
+      for (const n of found.networks) await this.docker.getNetwork(n.id).remove();
+      for (const v of found.volumes) await this.docker.getVolume(v.id).remove();
+    } catch (err) {
+      if (statusCodeOf(err) !== 404) throw dockerError(err, this.endpoint, 'remove tp resources');
+    }
+    return found;
+  }
+
+  private async logs(containerId: string): Promise<{ stdout: string; stderr: string }> {
+    const buf = await this.docker
+      .getContainer(containerId)
+      .logs({ stdout: true, stderr: true, follow: false });
+    return demuxBuffer(buf);
+  }
+
+  private demux(stream: NodeJS.ReadableStream): Promise<{ stdout: string; stderr: string }> {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    out.on('data', (b: Buffer) => chunks.stdout.push(b));
+    err.on('data', (b: Buffer) => chunks.stderr.push(b));
+    this.docker.modem.demuxStream(stream, out, err);
+    return new Promise((resolve, reject) => {
+      stream.on('error', reject);
+      stream.on('end', () => {
+        resolve({
+          stdout: Buffer.concat(chunks.stdout).toString('utf8'),
+          stderr: Buffer.concat(chunks.stderr).toString('utf8'),
+        });
+      });
+    });
+  }
+}
+
+export interface LabelledResource {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface LabelledResources {
+  containers: LabelledResource[];
+  networks: LabelledResource[];
+  volumes: LabelledResource[];
+}
+
+/** A started container. `stop()` removes it and may be called any number of times. */
+export class RunningContainer implements AsyncDisposable {
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    private readonly engine: DockerEngine,
+    readonly id: string,
+    readonly name: string,
+  ) {}
+
+  exec(cmd: string[]): Promise<CommandResult> {
+    return this.engine.exec(this.id, cmd);
+  }
+
+  isRunning(): Promise<boolean> {
+    return this.engine.isRunning(this.id);
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= this.engine.removeContainer(this.id).then(() => undefined);
+    return this.stopped;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+  const opts: Docker.ContainerCreateOptions = {
+    Image: spec.image,
+    Labels: spec.labels,
+    HostConfig: {
+      CapAdd: spec.capAdd ?? [],
+      Devices: (spec.devices ?? []).map((d) => ({
+        PathOnHost: d,
+        PathInContainer: d,
+        CgroupPermissions: 'rwm',
+      })),
+      ...(spec.networkMode === undefined ? {} : { NetworkMode: spec.networkMode }),
+    },
+    Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+  };
+  if (spec.name !== undefined) opts.name = spec.name;
+  if (spec.cmd !== undefined) opts.Cmd = spec.cmd;
+  if (spec.entrypoint !== undefined) opts.Entrypoint = spec.entrypoint;
+  return opts;
+}
+
+interface EngineMessage {
+  stream?: unknown;
+  status?: unknown;
+  id?: unknown;
+  error?: unknown;
+  errorDetail?: { message?: unknown };
+}
+
+/** Reads the engine's newline-delimited JSON progress; a message with `error` fails it. */
+function followJsonStream(
+  stream: NodeJS.ReadableStream,
+  onMessage: (msg: EngineMessage) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let failed: Error | undefined;
+    const handle = (line: string): void => {
+      if (line.trim() === '') return;
+      let msg: EngineMessage;
+      try {
+        msg = JSON.parse(line) as EngineMessage;
+      } catch {
+        onMessage({ stream: line });
+        return;
+      }
+      if (msg.error !== undefined && failed === undefined) {
+        const detail = msg.errorDetail?.message ?? msg.error;
+        failed = new Error(typeof detail === 'string' ? detail : JSON.stringify(detail));
+      }
+      onMessage(msg);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        handle(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    stream.on('error', reject);
+    stream.on('end', () => {
+      handle(buf);
+      if (failed === undefined) resolve();
+      else reject(failed);
+    });
+  });
+}
+
+/** Splits Docker's multiplexed log format (8-byte frame headers) into stdout and stderr. */
+export function demuxBuffer(buf: Buffer): { stdout: string; stderr: string } {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const kind = buf[i];
+    const len = buf.readUInt32BE(i + 4);
+    const body = buf.subarray(i + 8, i + 8 + len);
+    (kind === 2 ? err : out).push(body);
+    i += 8 + len;
+  }
+  return {
+    stdout: Buffer.concat(out).toString('utf8'),
+    stderr: Buffer.concat(err).toString('utf8'),
+  };
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`${what} did not finish within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,144 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DockerEngine } from '../docker/engine.js';
+import type { Progress } from '../cli/progress.js';
+import { TpError } from '../lib/errors.js';
+import { LABEL_CONTEXT_HASH, LABEL_VERSION, tpLabels, type Component } from '../lib/labels.js';
+import { clientVersion, packageRoot } from '../lib/package-info.js';
+import { collectContext, contextTar } from './context.js';
+
+export type ImageComponent = Extract<Component, 'daemon' | 'agent'>;
+
+interface ImageRecipe {
+  dockerfile: string;
+  paths: string[];
+}
+
+const recipes: Record<ImageComponent, ImageRecipe> = {
+  daemon: {
+    dockerfile: 'containers/daemon.Dockerfile',
+    paths: [
+      'containers/daemon.Dockerfile',
+      'package.json',
+      'package-lock.json',
+      'dist/src',
+      'netstack',
+    ],
+  },
+  agent: {
+    dockerfile: 'containers/agent.Dockerfile',
+    paths: ['containers/agent.Dockerfile', 'package.json', 'package-lock.json', 'dist'],
+  },
+};
+
+/** Build outputs and editor litter never belong in an image. */
+const skip = /(^|\/)(node_modules|\.git|[^/]*\.tsbuildinfo|[^/]*~)$/;
+
+/** The base images the Dockerfiles start from, by the names Docker Hub uses. */
+export const baseImages = {
+  node: 'node:20-bookworm-slim',
+  go: 'golang:1.26-bookworm',
+} as const;
+
+export interface ImageStatus {
+  component: ImageComponent;
+  ref: string;
+  present: boolean;
+  /** The image was built from exactly the files this tp would build it from now. */
+  current: boolean;
+  version?: string;
+  contextHash: string;
+}
+
+export function imageRef(component: ImageComponent, version = clientVersion()): string {
+  return `tp-${component}:${version}`;
+}
+
+function contextFor(component: ImageComponent) {
+  const root = packageRoot();
+  const recipe = recipes[component];
+  const missing = recipe.paths.filter((p) => !existsSync(join(root, p)));
+  if (missing.length > 0) {
+    throw new TpError(
+      'config',
+      `The ${component} image cannot be built: ${missing.join(', ')} missing under ${root}.`,
+      {
+        code: 'IMAGE_CONTEXT_MISSING',
+        fix: 'Build tp first (`npm run build`), or reinstall it.',
+      },
+    );
+  }
+  return collectContext(root, recipe.paths, skip);
+}
+
+export async function imageStatus(
+  engine: DockerEngine,
+  component: ImageComponent,
+): Promise<ImageStatus> {
+  const ref = imageRef(component);
+  const ctx = contextFor(component);
+  const info = await engine.imageInfo(ref);
+  const status: ImageStatus = {
+    component,
+    ref,
+    present: info !== undefined,
+    current: info?.labels[LABEL_CONTEXT_HASH] === ctx.hash,
+    contextHash: ctx.hash,
+  };
+  const version = info?.labels[LABEL_VERSION];
+  if (version !== undefined) status.version = version;
+  return status;
+}
+
+/**
+ * Makes sure the component's image exists and was built from this tp's files, building it
+ * (with progress) when it is missing or stale.
+ */
+export async function ensureImage(
+  engine: DockerEngine,
+  component: ImageComponent,
+  progress: Progress,
+  options: { force?: boolean } = {},
+): Promise<ImageStatus> {
+  const ctx = contextFor(component);
+  const ref = imageRef(component);
+  const before = await engine.imageInfo(ref);
+  if (options.force !== true && before?.labels[LABEL_CONTEXT_HASH] === ctx.hash) {
+    return {
+      component,
+      ref,
+      present: true,
+      current: true,
+      version: clientVersion(),
+      contextHash: ctx.hash,
+    };
+  }
+  const step = progress.step(`Building ${ref}`);
+  try {
+    await engine.buildImage(
+      contextTar(ctx),
+      {
+        tag: ref,
+        dockerfile: recipes[component].dockerfile,
+        labels: tpLabels(clientVersion(), component, { [LABEL_CONTEXT_HASH]: ctx.hash }),
+        buildArgs: { TP_VERSION: clientVersion() },
+      },
+      (line) => {
+        // Layer ids ("---> 1a2b3c") mean nothing to a user; the steps and their output do.
+        if (!line.startsWith('--->')) step.update(line);
+      },
+    );
+  } catch (err) {
+    step.fail();
+    throw err;
+  }
+  step.succeed();
+  return {
+    component,
+    ref,
+    present: true,
+    current: true,
+    version: clientVersion(),
+    contextHash: ctx.hash,
+  };
+}

@@ -1,0 +1,1 @@
+export { TpError, type ErrorCategory } from './lib/errors.js';
