@@ -5,7 +5,8 @@ import type { Progress } from '../cli/progress.js';
 import { TpError } from '../lib/errors.js';
 import { LABEL_CONTEXT_HASH, LABEL_VERSION, tpLabels, type Component } from '../lib/labels.js';
 import { clientVersion, packageRoot } from '../lib/package-info.js';
-import { collectContext, contextTar } from './context.js';
+import { collectFiles, contextTar, hashFiles, type ContextFile } from './context.js';
+import { depsKey, stageProductionDeps } from './deps.js';
 
 export type ImageComponent = Extract<Component, 'daemon' | 'agent'>;
 
@@ -54,7 +55,14 @@ export function imageRef(component: ImageComponent, version = clientVersion()): 
   return `tp-${component}:${version}`;
 }
 
-function contextFor(component: ImageComponent) {
+interface PackageContext {
+  root: string;
+  files: ContextFile[];
+  /** Identifies the image this tp builds: its files and the dependencies it stages. */
+  hash: string;
+}
+
+function packageContext(component: ImageComponent): PackageContext {
   const root = packageRoot();
   const recipe = recipes[component];
   const missing = recipe.paths.filter((p) => !existsSync(join(root, p)));
@@ -62,13 +70,11 @@ function contextFor(component: ImageComponent) {
     throw new TpError(
       'config',
       `The ${component} image cannot be built: ${missing.join(', ')} missing under ${root}.`,
-      {
-        code: 'IMAGE_CONTEXT_MISSING',
-        fix: 'Build tp first (`npm run build`), or reinstall it.',
-      },
+      { code: 'IMAGE_CONTEXT_MISSING', fix: 'Build tp first (`npm run build`), or reinstall it.' },
     );
   }
-  return collectContext(root, recipe.paths, skip);
+  const files = collectFiles([{ dir: root, paths: recipe.paths, skip }]);
+  return { root, files, hash: hashFiles(files, [depsKey(root)]) };
 }
 
 export async function imageStatus(
@@ -76,7 +82,7 @@ export async function imageStatus(
   component: ImageComponent,
 ): Promise<ImageStatus> {
   const ref = imageRef(component);
-  const ctx = contextFor(component);
+  const ctx = packageContext(component);
   const info = await engine.imageInfo(ref);
   const status: ImageStatus = {
     component,
@@ -100,7 +106,7 @@ export async function ensureImage(
   progress: Progress,
   options: { force?: boolean } = {},
 ): Promise<ImageStatus> {
-  const ctx = contextFor(component);
+  const ctx = packageContext(component);
   const ref = imageRef(component);
   const before = await engine.imageInfo(ref);
   if (options.force !== true && before?.labels[LABEL_CONTEXT_HASH] === ctx.hash) {
@@ -113,10 +119,15 @@ export async function ensureImage(
       contextHash: ctx.hash,
     };
   }
+  const deps = await stageProductionDeps(ctx.root, progress);
+  const files = [
+    ...ctx.files,
+    ...collectFiles([{ dir: deps, paths: ['node_modules'], prefix: 'deps' }]),
+  ];
   const step = progress.step(`Building ${ref}`);
   try {
     await engine.buildImage(
-      contextTar(ctx),
+      contextTar(files),
       {
         tag: ref,
         dockerfile: recipes[component].dockerfile,
@@ -124,8 +135,8 @@ export async function ensureImage(
         buildArgs: { TP_VERSION: clientVersion() },
       },
       (line) => {
-        // Layer ids ("---> 1a2b3c") mean nothing to a user; the steps and their output do.
-        if (!line.startsWith('--->')) step.update(line);
+        // Layer ids and intermediate containers mean nothing to a user; steps and output do.
+        if (!/^(--->|Removing intermediate container)/.test(line)) step.update(line);
       },
     );
   } catch (err) {

@@ -1,0 +1,73 @@
+# Shared by the lab scripts. The lab is for root on Debian 12: it installs packages, starts
+# daemons and changes routes, so every step checks first and does only what is missing.
+set -euo pipefail
+
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Everything slow to rebuild lives here, outside the repository, so warm runs are fast.
+TP_LAB_CACHE=${TP_LAB_CACHE:-/var/cache/tp-lab}
+TP_LAB_RUN=${TP_LAB_RUN:-/run/tp-lab}
+TP_LAB_LOG=${TP_LAB_LOG:-/var/log/tp-lab}
+DEBIAN_MIRROR=${TP_LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# The address plan (../shared/DESIGN.md): everything the lab owns is inside 198.18.0.0/15.
+LAB_RANGE=198.18.0.0/15
+LAB_DEVICE=tp-lab0
+LAB_TABLE=198          # routing table holding the catch-all route
+LAB_RULE_PRIO=10198    # its policy rules take this priority and the next
+DOCKER_BIP=198.19.0.1/24
+DOCKER_POOL=198.19.128.0/17
+REGISTRY_ADDR=127.0.0.1:5000
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
+
+require_root() {
+  [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0): the lab installs packages, starts daemons and changes routes"
+}
+
+# Starts a daemon in its own session, detached from this shell, with a pidfile and a log.
+start_daemon() {
+  local name=$1; shift
+  mkdir -p "$TP_LAB_RUN" "$TP_LAB_LOG"
+  setsid "$@" >>"$TP_LAB_LOG/$name.log" 2>&1 < /dev/null &
+  echo $! >"$TP_LAB_RUN/$name.pid"
+}
+
+daemon_running() {
+  local pidfile=$TP_LAB_RUN/$1.pid
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+# Stops a daemon the lab started (and only those: no pidfile, nothing to stop).
+stop_daemon() {
+  local name=$1 pidfile=$TP_LAB_RUN/$1.pid pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+# Waits up to $1 seconds for a command to succeed.
+wait_for() {
+  local secs=$1; shift
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
+engine_answers() { docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
+registry_answers() { curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
+
+# True when the registry holds a manifest for repo:tag.
+registry_has() {
+  curl -fs -o /dev/null \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REGISTRY_ADDR/v2/$1/manifests/$2"
+}
