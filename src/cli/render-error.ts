@@ -6,6 +6,14 @@ import { TpError, messageOf, type TpErrorJson } from '../lib/errors.js';
  */
 export function toTpError(err: unknown): TpError {
   if (err instanceof TpError) return err;
+  const unknownCommand = /^command (\S+) not found/.exec(messageOf(err));
+  if (unknownCommand !== null) {
+    return new TpError('usage', `There is no command "${unknownCommand[1] ?? ''}".`, {
+      code: 'UNKNOWN_COMMAND',
+      fix: 'Run `tp --help` for the list of commands.',
+      cause: err,
+    });
+  }
   if (isOclifParseError(err)) {
     return new TpError('usage', firstLine(messageOf(err)), {
       code: 'USAGE',

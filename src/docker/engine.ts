@@ -193,6 +193,28 @@ export class DockerEngine {
     }
   }
 
+  async createNetwork(name: string, labels: Record<string, string>): Promise<string> {
+    try {
+      const n = await this.docker.createNetwork({
+        Name: name,
+        Labels: labels,
+        CheckDuplicate: true,
+      });
+      return n.id;
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `create network ${name}`);
+    }
+  }
+
+  async createVolume(name: string, labels: Record<string, string>): Promise<string> {
+    try {
+      await this.docker.createVolume({ Name: name, Labels: labels });
+      return name;
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `create volume ${name}`);
+    }
+  }
+
   async listLabelled(labels: Readonly<Record<string, string>> = {}): Promise<LabelledResources> {
     const filters = JSON.stringify({ label: labelSelector(labels) });
     try {

@@ -1,0 +1,54 @@
+import test from 'ava';
+import { silentProgress } from '../../src/cli/progress.js';
+import { baseImages, ensureImage, imageStatus } from '../../src/images/images.js';
+import { LABEL_SESSION } from '../../src/lib/labels.js';
+import { clientVersion } from '../../src/lib/package-info.js';
+import { engine, testLabels, testSession } from '../helpers/docker.js';
+
+test('the base images resolve by their Docker Hub names', async (t) => {
+  for (const ref of Object.values(baseImages)) {
+    t.truthy(await engine.imageInfo(ref), `${ref} missing: run sudo lab/up`);
+  }
+});
+
+test('both images build from the package and are then current', async (t) => {
+  for (const component of ['daemon', 'agent'] as const) {
+    const built = await ensureImage(engine, component, silentProgress);
+    t.true(built.current);
+    const status = await imageStatus(engine, component);
+    t.like(status, { present: true, current: true, version: clientVersion() });
+  }
+});
+
+test('each image starts, logs its version and stays up', async (t) => {
+  const session = testSession();
+  t.teardown(() => engine.removeLabelled({ [LABEL_SESSION]: session }));
+  const cases = [
+    {
+      component: 'daemon',
+      cmd: ['sh', '-c', 'node /app/dist/src/daemon/main.js & sleep 2; kill -0 $! && echo still-up'],
+    },
+    {
+      component: 'agent',
+      cmd: [
+        'sh',
+        '-c',
+        'node /app/dist/agent/main.js manager & sleep 2; kill -0 $! && echo still-up',
+      ],
+    },
+  ] as const;
+  for (const c of cases) {
+    const { ref } = await ensureImage(engine, c.component, silentProgress);
+    const result = await engine.runToCompletion({
+      image: ref,
+      entrypoint: [],
+      cmd: [...c.cmd],
+      labels: testLabels(session),
+      networkMode: 'none',
+    });
+    t.is(result.exitCode, 0, result.stderr);
+    const [first] = result.stdout.split('\n');
+    t.like(JSON.parse(first ?? '{}'), { version: clientVersion() });
+    t.regex(result.stdout, /still-up/);
+  }
+});
