@@ -52,7 +52,11 @@ test('the context tar carries every file with its bytes', async (t) => {
       next();
     });
   });
-  const done = new Promise<void>((r) => extract.on('finish', () => { r(); }));
+  const done = new Promise<void>((r) =>
+    extract.on('finish', () => {
+      r();
+    }),
+  );
   contextTar(files).pipe(extract);
   await done;
   t.deepEqual(seen, { 'x/y.txt': 'hello' });
