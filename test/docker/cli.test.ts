@@ -2,6 +2,7 @@ import test from 'ava';
 import type { DoctorReport } from '../../src/doctor/checks.js';
 import type { VersionReport } from '../../src/version/report.js';
 import { tp } from '../helpers/cli.js';
+import { daemonImageRef } from '../helpers/docker.js';
 
 const noKubeconfig = { KUBECONFIG: '/nonexistent/tp-test-kubeconfig' };
 
@@ -31,6 +32,7 @@ test('tp doctor in text mode prints one line per check and no stack trace', asyn
 });
 
 test('tp version reports the engine and the images and says why the cluster is unavailable', async (t) => {
+  await daemonImageRef();
   const r = await tp(['version', '--json'], noKubeconfig);
   t.is(r.exitCode, 0, r.stderr);
   const report = JSON.parse(r.stdout) as VersionReport;
