@@ -109,16 +109,15 @@ export async function ensureImage(
   const ctx = packageContext(component);
   const ref = imageRef(component);
   const before = await engine.imageInfo(ref);
-  if (options.force !== true && before?.labels[LABEL_CONTEXT_HASH] === ctx.hash) {
-    return {
-      component,
-      ref,
-      present: true,
-      current: true,
-      version: clientVersion(),
-      contextHash: ctx.hash,
-    };
-  }
+  const built: ImageStatus = {
+    component,
+    ref,
+    present: true,
+    current: true,
+    version: clientVersion(),
+    contextHash: ctx.hash,
+  };
+  if (options.force !== true && before?.labels[LABEL_CONTEXT_HASH] === ctx.hash) return built;
   const deps = await stageProductionDeps(ctx.root, progress);
   const files = [
     ...ctx.files,
@@ -144,12 +143,5 @@ export async function ensureImage(
     throw err;
   }
   step.succeed();
-  return {
-    component,
-    ref,
-    present: true,
-    current: true,
-    version: clientVersion(),
-    contextHash: ctx.hash,
-  };
+  return built;
 }
