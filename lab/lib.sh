@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this file
 # Shared by the lab scripts. The lab is for root on Debian 12: it installs packages, starts
 # daemons and changes routes, so every step checks first and does only what is missing.
 set -euo pipefail
@@ -9,6 +10,9 @@ TP_LAB_RUN=${TP_LAB_RUN:-/run/tp-lab}
 TP_LAB_LOG=${TP_LAB_LOG:-/var/log/tp-lab}
 DEBIAN_MIRROR=${TP_LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
+# State that is not a cache (the cluster's certificates, kubeconfigs, data) lives here.
+TP_LAB_STATE=${TP_LAB_STATE:-/var/lib/tp-lab}
+
 # The address plan (../shared/DESIGN.md): everything the lab owns is inside 198.18.0.0/15.
 LAB_RANGE=198.18.0.0/15
 LAB_DEVICE=tp-lab0
@@ -17,6 +21,24 @@ LAB_RULE_PRIO=10198    # its policy rules take this priority and the next
 DOCKER_BIP=198.19.0.1/24
 DOCKER_POOL=198.19.128.0/17
 REGISTRY_ADDR=127.0.0.1:5000
+POD_CIDR=198.18.0.0/17
+NODE_POD_CIDR=198.18.0.0/24
+SVC_CIDR=198.18.128.0/17
+API_SVC_IP=198.18.128.1
+DNS_IP=198.18.128.10
+# The node's own address: a lab address on the catch-all device, so nothing the cluster
+# advertises is outside the lab range.
+NODE_IP=198.18.255.1
+NODE_NAME=tp-lab
+DOCKER_GW=${DOCKER_BIP%/*}
+DOCKER_RANGE=198.19.0.0/16
+K8S_RANGE=198.18.0.0/16
+
+# shellcheck source=lab/k8s/versions
+source "$LAB_DIR/k8s/versions"
+K8S_BIN=$TP_LAB_CACHE/k8s/bin-$K8S_VERSION-etcd$ETCD_VERSION-coredns$COREDNS_VERSION
+K8S_SOCK=$TP_LAB_RUN/containerd/containerd.sock
+kctl() { "$K8S_BIN/kubectl" --kubeconfig "$TP_LAB_STATE/pki/admin.kubeconfig" "$@"; }
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,3 @@
+module tp.invalid/lab/samples
+
+go 1.26

@@ -1,0 +1,40 @@
+// Command samples is every sample workload of the lab in one static binary; the first argument
+// picks the role. Only the standard library is used, so the image builds with no downloads.
+package main
+
+import (
+	"fmt"
+	"log"
+	"os"
+)
+
+var roles = map[string]func(args []string) error{
+	"echo":     runEcho,
+	"tcp-echo": runTCPEcho,
+	"udp-echo": runUDPEcho,
+	"bulk":     runBulk,
+	"worker":   runWorker,
+	"pause":    runPause,
+	"get":      runGet,
+	"resolve":  runResolve,
+	"udp":      runUDP,
+	"tcp":      runTCP,
+}
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.LUTC)
+	if len(os.Args) < 2 || roles[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: samples echo|tcp-echo|udp-echo|bulk|worker|pause|get|resolve|udp|tcp [args]")
+		os.Exit(2)
+	}
+	if err := roles[os.Args[1]](os.Args[2:]); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func env(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
