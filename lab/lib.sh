@@ -84,6 +84,21 @@ wait_for() {
   done
 }
 
+# Writes stdin to FILE only when it differs, and then restarts DAEMON (if given and running):
+# kube-proxy, for one, exits when its configuration file changes under it.
+write_conf() {
+  local file=$1 daemon=${2:-} tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [ -f "$file" ] && cmp -s "$tmp" "$file"; then rm -f "$tmp"; return 0; fi
+  mkdir -p "$(dirname "$file")"
+  mv "$tmp" "$file"; chmod 0644 "$file"
+  if [ -n "$daemon" ] && daemon_running "$daemon"; then
+    log "$daemon: configuration changed, restarting"
+    stop_daemon "$daemon"
+  fi
+}
+
 engine_answers() { docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
 registry_answers() { curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
 
