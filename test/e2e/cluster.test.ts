@@ -92,20 +92,29 @@ test('kubectl port-forward from the host reaches echo over HTTP/1.1 and h2c', as
   });
   t.deepEqual(reply.headers['X-Lab'], ['yes']);
 
+  // The session must end before the port-forward does, or its socket is reset under it.
   const session = h2connect(`http://127.0.0.1:${pf.port}`);
-  t.teardown(() => {
+  const sessionError = new Promise<never>((_, reject) => session.once('error', reject));
+  let body: string;
+  try {
+    body = await Promise.race([
+      sessionError,
+      new Promise<string>((resolve, reject) => {
+        const req = session.request({ ':path': '/h2c' });
+        let data = '';
+        req.setEncoding('utf8');
+        req.on('data', (c: string) => {
+          data += c;
+        });
+        req.on('end', () => {
+          resolve(data);
+        });
+        req.on('error', reject);
+      }),
+    ]);
+  } finally {
     session.close();
-  });
-  const body = await new Promise<string>((resolve, reject) => {
-    const req = session.request({ ':path': '/h2c' });
-    let data = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (data += c));
-    req.on('end', () => {
-      resolve(data);
-    });
-    req.on('error', reject);
-  });
+  }
   t.like(echo(body), { path: '/h2c', proto: 'HTTP/2.0' });
 });
 
