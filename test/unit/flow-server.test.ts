@@ -45,7 +45,9 @@ function readAll(socket: Socket): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.once('end', () => { resolve(Buffer.concat(chunks)); });
+    socket.once('end', () => {
+      resolve(Buffer.concat(chunks));
+    });
   });
 }
 
