@@ -9,35 +9,93 @@ export interface ProbeResult {
   message: string;
 }
 
+export interface StackConfig {
+  tunName: string;
+  mtu: number;
+  /** An address for the TUN device itself, e.g. `198.18.254.1/32`; optional. */
+  address?: string;
+  /** CIDRs routed into the TUN at start. */
+  routes: string[];
+  /** The unix socket the stack hands each flow to (see FlowServer). */
+  socketPath: string;
+  udpIdleTimeoutMs: number;
+}
+
+export interface StackStats {
+  flowsOpen: number;
+  tcpFlows: number;
+  udpFlows: number;
+  flowsTotal: number;
+  bytesToNode: number;
+  bytesFromNode: number;
+  refused: number;
+  unreachable: number;
+  drops: number;
+  icmpEchoReplies: number;
+  routes: string[];
+  lastError: string;
+}
+
 /**
- * The Go netstack library, bound with koffi. Calls that return text write into a buffer
- * owned by JavaScript, so no Go memory crosses the boundary and nothing needs freeing.
+ * The Go netstack library, bound with koffi. Control only: flows never cross FFI, they
+ * arrive on a unix socket. Calls that return text write into a buffer JavaScript owns, so
+ * no Go memory crosses the boundary and nothing needs freeing.
  */
 export interface NetstackLibrary {
   version(): string;
   /** Creates, raises and removes a TUN device: what the daemon needs NET_ADMIN for. */
   probeTun(name: string): ProbeResult;
+  start(config: StackConfig): number;
+  addRoute(handle: number, cidr: string): void;
+  removeRoute(handle: number, cidr: string): void;
+  stats(handle: number): StackStats;
+  stop(handle: number): void;
 }
 
-const outLen = 512;
+const outLen = 4096;
 
 export function loadNetstack(path: string = defaultLibraryPath): NetstackLibrary {
   let lib: LibraryHandle;
   try {
     lib = koffi.load(path);
   } catch (err) {
-    throw new TpError(
-      'config',
-      `The netstack library cannot be loaded from ${path}: ${messageOf(err)}`,
-      {
-        code: 'NETSTACK_LOAD',
-        fix: 'Rebuild the daemon image (`tp doctor` shows whether it is current).',
-        cause: err,
-      },
-    );
+    throw new TpError('config', `The netstack library cannot be loaded from ${path}: ${messageOf(err)}`, {
+      code: 'NETSTACK_LOAD',
+      fix: 'Rebuild the daemon image (`tp doctor` shows whether it is current).',
+      cause: err,
+    });
   }
-  const versionFn = lib.func('int TpNetstackVersion(_Out_ char *out, int n)');
-  const probeFn = lib.func('int TpProbeTun(const char *name, _Out_ char *out, int n)');
+  // Bound on first use, so that a library without a symbol fails the call that needs it,
+  // with its name, rather than the whole load.
+  type Fn = (...args: unknown[]) => unknown;
+  const bind = (decl: string): Fn => {
+    let fn: Fn | undefined;
+    return (...args) => {
+      fn ??= lib.func(decl) as Fn;
+      return fn(...args);
+    };
+  };
+  const versionFn = bind('int TpNetstackVersion(_Out_ char *out, int n)');
+  const probeFn = bind('int TpProbeTun(const char *name, _Out_ char *out, int n)');
+  const startFn = bind('long long TpStart(const char *cfg, _Out_ char *err, int n)');
+  const addFn = bind('int TpAddRoute(long long h, const char *cidr, _Out_ char *err, int n)');
+  const removeFn = bind('int TpRemoveRoute(long long h, const char *cidr, _Out_ char *err, int n)');
+  const statsFn = bind('int TpStats(long long h, _Out_ char *out, int n)');
+  const stopFn = bind('int TpStop(long long h)');
+
+  /** Runs a call that reports failure as a negative return and a message in its buffer. */
+  const call = (what: string, fn: (out: Buffer) => number): number => {
+    const out = Buffer.alloc(outLen);
+    const rc = fn(out);
+    if (rc < 0) {
+      throw new TpError('unavailable', `The netstack could not ${what}: ${cString(out)}`, {
+        code: 'NETSTACK_FAILED',
+        fix: 'Check that the daemon runs with --cap-add NET_ADMIN and --device /dev/net/tun (`tp doctor`).',
+      });
+    }
+    return rc;
+  };
+
   return {
     version: () => {
       const out = Buffer.alloc(outLen);
@@ -48,6 +106,21 @@ export function loadNetstack(path: string = defaultLibraryPath): NetstackLibrary
       const out = Buffer.alloc(outLen);
       const rc = probeFn(name, out, outLen) as number;
       return { ok: rc === 0, message: cString(out) };
+    },
+    start: (config) => call('start', (out) => Number(startFn(JSON.stringify(config), out, outLen))),
+    addRoute: (h, cidr) => {
+      call(`route ${cidr}`, (out) => addFn(h, cidr, out, outLen) as number);
+    },
+    removeRoute: (h, cidr) => {
+      call(`remove the route ${cidr}`, (out) => removeFn(h, cidr, out, outLen) as number);
+    },
+    stats: (h) => {
+      const out = Buffer.alloc(outLen);
+      statsFn(h, out, outLen);
+      return JSON.parse(cString(out)) as StackStats;
+    },
+    stop: (h) => {
+      stopFn(h);
     },
   };
 }
