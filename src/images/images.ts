@@ -5,8 +5,15 @@ import type { Progress } from '../cli/progress.js';
 import { TpError } from '../lib/errors.js';
 import { LABEL_CONTEXT_HASH, LABEL_VERSION, tpLabels, type Component } from '../lib/labels.js';
 import { clientVersion, packageRoot } from '../lib/package-info.js';
-import { collectFiles, contextTar, hashFiles, type ContextFile } from './context.js';
+import {
+  collectFiles,
+  contextTar,
+  hashFiles,
+  type ContextFile,
+  type ContextSource,
+} from './context.js';
 import { depsKey, stageProductionDeps } from './deps.js';
+import { stageGoVendor } from './go-vendor.js';
 
 export type ImageComponent = Extract<Component, 'daemon' | 'agent'>;
 
@@ -33,7 +40,7 @@ const recipes: Record<ImageComponent, ImageRecipe> = {
 };
 
 /** Build outputs and editor litter never belong in an image. */
-const skip = /(^|\/)(node_modules|\.git|[^/]*\.tsbuildinfo|[^/]*~)$/;
+const skip = /(^|\/)(node_modules|vendor|\.git|[^/]*\.tsbuildinfo|[^/]*~)$/;
 
 /** The base images the Dockerfiles start from, by the names Docker Hub uses. */
 export const baseImages = {
@@ -119,10 +126,12 @@ export async function ensureImage(
   };
   if (options.force !== true && before?.labels[LABEL_CONTEXT_HASH] === ctx.hash) return built;
   const deps = await stageProductionDeps(ctx.root, progress);
-  const files = [
-    ...ctx.files,
-    ...collectFiles([{ dir: deps, paths: ['node_modules'], prefix: 'deps' }]),
-  ];
+  const staged: ContextSource[] = [{ dir: deps, paths: ['node_modules'], prefix: 'deps' }];
+  if (component === 'daemon') {
+    const vendor = await stageGoVendor(join(ctx.root, 'netstack'), progress);
+    if (vendor !== undefined) staged.push({ dir: vendor, paths: ['vendor'], prefix: 'netstack' });
+  }
+  const files = [...ctx.files, ...collectFiles(staged)];
   const step = progress.step(`Building ${ref}`);
   try {
     await engine.buildImage(
