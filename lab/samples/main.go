@@ -19,12 +19,13 @@ var roles = map[string]func(args []string) error{
 	"resolve":  runResolve,
 	"udp":      runUDP,
 	"tcp":      runTCP,
+	"ping":     runPing,
 }
 
 func main() {
 	log.SetFlags(log.LstdFlags | log.LUTC)
 	if len(os.Args) < 2 || roles[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: samples echo|tcp-echo|udp-echo|bulk|worker|pause|get|resolve|udp|tcp [args]")
+		fmt.Fprintln(os.Stderr, "usage: samples echo|tcp-echo|udp-echo|bulk|worker|pause|get|resolve|udp|tcp|ping [args]")
 		os.Exit(2)
 	}
 	if err := roles[os.Args[1]](os.Args[2:]); err != nil {
