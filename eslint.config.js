@@ -51,7 +51,16 @@ export default tseslint.config(
     files: ['test/**', 'bench/**', 'bin/**', 'src/daemon/main.ts', 'agent/**'],
     rules: { 'no-console': 'off' },
   },
-  { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
+  {
+    // Scripts that run inside containers as plain CommonJS.
+    files: ['test/fixtures/**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', process: 'readonly', console: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off', 'no-console': 'off' },
+  },
   { files: ['bin/**/*.js', '*.config.js'], languageOptions: { globals: { process: 'readonly' } } },
   prettier,
 );

@@ -1,38 +1,65 @@
 /**
- * The program inside the daemon container. `probe` checks the container's network
- * capabilities and exits; with no argument it reports its versions and stays up until
- * stopped. The session, control API and flow router arrive with `tp connect`.
+ * The program inside the daemon container.
+ *   run               report versions and stay up (the session arrives with `tp connect`)
+ *   probe [name]      check NET_ADMIN and /dev/net/tun by creating a TUN device, and exit
+ *   selftest [flags]  the network stack with an echo handler (docker tier, benchmarks)
  */
+import { parseArgs } from 'node:util';
 import { clientVersion } from '../lib/package-info.js';
 import { loadNetstack } from '../netstack/library.js';
+import { selftest } from './selftest.js';
 
+const log = (o: object): void => {
+  console.log(JSON.stringify({ time: new Date().toISOString(), ...o }));
+};
 const libraryPath = process.env.TP_NETSTACK_LIB;
 const netstack = loadNetstack(
   libraryPath === undefined || libraryPath === '' ? undefined : libraryPath,
 );
-const mode = process.argv[2] ?? 'run';
+const [mode = 'run', ...rest] = process.argv.slice(2);
 
 if (mode === 'probe') {
-  const result = netstack.probeTun(process.argv[3] ?? 'tpprobe0');
+  const result = netstack.probeTun(rest[0] ?? 'tpprobe0');
   console.log(JSON.stringify(result));
   process.exitCode = result.ok ? 0 : 1;
-} else if (mode === 'run') {
-  console.log(
-    JSON.stringify({
-      msg: 'tp daemon started',
-      version: clientVersion(),
-      netstack: netstack.version(),
-    }),
+} else if (mode === 'selftest') {
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      route: { type: 'string', multiple: true, default: ['198.18.0.0/16'] },
+      echo: { type: 'string', default: '7,9000' },
+      refuse: { type: 'string', default: '8' },
+      socket: { type: 'string', default: '/run/tp/flows.sock' },
+      'udp-idle-ms': { type: 'string', default: '60000' },
+    },
+  });
+  const ports = (s: string): number[] =>
+    s
+      .split(',')
+      .filter((p) => p !== '')
+      .map(Number);
+  await selftest(
+    netstack,
+    {
+      routes: values.route,
+      echo: ports(values.echo),
+      refuse: ports(values.refuse),
+      socketPath: values.socket,
+      udpIdleTimeoutMs: Number(values['udp-idle-ms']),
+    },
+    log,
   );
+} else if (mode === 'run') {
+  log({ msg: 'tp daemon started', version: clientVersion(), netstack: netstack.version() });
   // Nothing else holds the event loop open yet; this timer is what keeps the daemon up.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const stop = (signal: string): void => {
-    console.log(JSON.stringify({ msg: 'tp daemon stopping', signal }));
+    log({ msg: 'tp daemon stopping', signal });
     clearInterval(keepAlive);
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 } else {
-  console.error(`unknown mode ${mode}: use "run" or "probe [name]"`);
+  console.error(`unknown mode ${mode}: use run, probe [name] or selftest`);
   process.exitCode = 2;
 }

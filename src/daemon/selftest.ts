@@ -1,0 +1,54 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { FlowServer } from '../netstack/flow-server.js';
+import type { NetstackLibrary } from '../netstack/library.js';
+import { RunningNetstack } from '../netstack/stack.js';
+import { echoHandler } from './echo-handler.js';
+
+export interface SelftestOptions {
+  routes: string[];
+  echo: number[];
+  refuse: number[];
+  socketPath: string;
+  udpIdleTimeoutMs: number;
+}
+
+/**
+ * The daemon's `selftest` mode: the real network stack with the echo handler, for the docker
+ * tier and the benchmarks. SIGUSR2 stops the stack but keeps the container (and so its network
+ * namespace) alive, to show that nothing stays routed; SIGTERM ends it all.
+ */
+export async function selftest(
+  lib: NetstackLibrary,
+  opts: SelftestOptions,
+  log: (o: object) => void,
+): Promise<void> {
+  mkdirSync(dirname(opts.socketPath), { recursive: true });
+  const flows = await FlowServer.listen(
+    opts.socketPath,
+    echoHandler({ echo: new Set(opts.echo), refuse: new Set(opts.refuse) }),
+  );
+  const stack = RunningNetstack.start(lib, {
+    tunName: 'tp0',
+    mtu: 1500,
+    routes: opts.routes,
+    socketPath: opts.socketPath,
+    udpIdleTimeoutMs: opts.udpIdleTimeoutMs,
+  });
+  log({ msg: 'selftest ready', routes: opts.routes, echo: opts.echo, refuse: opts.refuse });
+  const statsTimer = setInterval(() => {
+    if (stack.running) log({ msg: 'stats', stack: stack.stats(), flows: flows.stats });
+  }, 5000);
+  process.on('SIGUSR2', () => {
+    if (!stack.running) return;
+    const final = stack.stats();
+    void stack.stop().then(() => {
+      log({ msg: 'stack stopped', stack: final });
+    });
+  });
+  await new Promise<void>((resolve) => process.once('SIGTERM', resolve));
+  clearInterval(statsTimer);
+  await stack.stop();
+  await flows.stop();
+  log({ msg: 'selftest stopped' });
+}
