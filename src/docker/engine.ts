@@ -180,6 +180,23 @@ export class DockerEngine {
     }
   }
 
+  async signal(containerId: string, signal: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).kill({ signal });
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `send ${signal} to ${containerId}`);
+    }
+  }
+
+  /** What the container has printed so far. */
+  async logsOf(containerId: string): Promise<{ stdout: string; stderr: string }> {
+    try {
+      return await this.logs(containerId);
+    } catch (err) {
+      throw dockerError(err, this.endpoint, `read the logs of ${containerId}`);
+    }
+  }
+
   /** Force-removes a container; a container that is already gone is not an error. */
   async removeContainer(containerId: string): Promise<boolean> {
     try {
@@ -307,6 +324,28 @@ export class RunningContainer implements AsyncDisposable {
 
   isRunning(): Promise<boolean> {
     return this.engine.isRunning(this.id);
+  }
+
+  signal(signal: string): Promise<void> {
+    return this.engine.signal(this.id, signal);
+  }
+
+  logs(): Promise<{ stdout: string; stderr: string }> {
+    return this.engine.logsOf(this.id);
+  }
+
+  /** Waits until a line of the container's stdout matches. */
+  async waitForLog(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { stdout, stderr } = await this.logs();
+      const line = stdout.split('\n').find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      if (Date.now() > deadline || !(await this.isRunning())) {
+        throw new Error(`${this.name} printed no line matching ${String(pattern)}:\n${stdout}${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   stop(): Promise<void> {
