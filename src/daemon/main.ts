@@ -31,6 +31,7 @@ if (mode === 'probe') {
       refuse: { type: 'string', default: '8' },
       socket: { type: 'string', default: '/run/tp/flows.sock' },
       'udp-idle-ms': { type: 'string', default: '60000' },
+      'loopback-echo': { type: 'string' },
     },
   });
   const ports = (s: string): number[] =>
@@ -46,6 +47,9 @@ if (mode === 'probe') {
       refuse: ports(values.refuse),
       socketPath: values.socket,
       udpIdleTimeoutMs: Number(values['udp-idle-ms']),
+      ...(values['loopback-echo'] === undefined
+        ? {}
+        : { loopbackEcho: Number(values['loopback-echo']) }),
     },
     log,
   );

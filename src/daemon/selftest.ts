@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { FlowServer } from '../netstack/flow-server.js';
 import type { NetstackLibrary } from '../netstack/library.js';
@@ -11,6 +12,8 @@ export interface SelftestOptions {
   refuse: number[];
   socketPath: string;
   udpIdleTimeoutMs: number;
+  /** A plain TCP echo server on 127.0.0.1 at this port: the benchmarks' baseline. */
+  loopbackEcho?: number;
 }
 
 /**
@@ -35,6 +38,8 @@ export async function selftest(
     socketPath: opts.socketPath,
     udpIdleTimeoutMs: opts.udpIdleTimeoutMs,
   });
+  const baseline = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+  if (opts.loopbackEcho !== undefined) baseline.listen(opts.loopbackEcho, '127.0.0.1');
   log({ msg: 'selftest ready', routes: opts.routes, echo: opts.echo, refuse: opts.refuse });
   const statsTimer = setInterval(() => {
     if (stack.running) log({ msg: 'stats', stack: stack.stats(), flows: flows.stats });
@@ -50,5 +55,6 @@ export async function selftest(
   clearInterval(statsTimer);
   await stack.stop();
   await flows.stop();
+  baseline.close();
   log({ msg: 'selftest stopped' });
 }

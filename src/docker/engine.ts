@@ -342,7 +342,9 @@ export class RunningContainer implements AsyncDisposable {
       const line = stdout.split('\n').find((l) => pattern.test(l));
       if (line !== undefined) return line;
       if (Date.now() > deadline || !(await this.isRunning())) {
-        throw new Error(`${this.name} printed no line matching ${String(pattern)}:\n${stdout}${stderr}`);
+        throw new Error(
+          `${this.name} printed no line matching ${String(pattern)}:\n${stdout}${stderr}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -59,11 +59,15 @@ export function loadNetstack(path: string = defaultLibraryPath): NetstackLibrary
   try {
     lib = koffi.load(path);
   } catch (err) {
-    throw new TpError('config', `The netstack library cannot be loaded from ${path}: ${messageOf(err)}`, {
-      code: 'NETSTACK_LOAD',
-      fix: 'Rebuild the daemon image (`tp doctor` shows whether it is current).',
-      cause: err,
-    });
+    throw new TpError(
+      'config',
+      `The netstack library cannot be loaded from ${path}: ${messageOf(err)}`,
+      {
+        code: 'NETSTACK_LOAD',
+        fix: 'Rebuild the daemon image (`tp doctor` shows whether it is current).',
+        cause: err,
+      },
+    );
   }
   // Bound on first use, so that a library without a symbol fails the call that needs it,
   // with its name, rather than the whole load.
