@@ -10,7 +10,8 @@ ARG TP_VERSION=dev
 WORKDIR /src
 COPY netstack/ ./
 # c-shared needs cgo; the library links against the same Debian release as the runtime image.
-RUN CGO_ENABLED=1 go build -trimpath -buildmode=c-shared \
+# The Go modules arrive vendored (src/images/go-vendor.ts): the build downloads nothing.
+RUN CGO_ENABLED=1 GOFLAGS=-mod=vendor go build -trimpath -buildmode=c-shared \
       -ldflags "-s -w -X main.version=${TP_VERSION}" \
       -o /out/libtpnetstack.so ./cmd/libtpnetstack
 

@@ -12,6 +12,7 @@ export interface SelftestOptions {
   refuse: number[];
   socketPath: string;
   udpIdleTimeoutMs: number;
+  mtu: number;
   /** A plain TCP echo server on 127.0.0.1 at this port: the benchmarks' baseline. */
   loopbackEcho?: number;
 }
@@ -33,7 +34,7 @@ export async function selftest(
   );
   const stack = RunningNetstack.start(lib, {
     tunName: 'tp0',
-    mtu: 1500,
+    mtu: opts.mtu,
     routes: opts.routes,
     socketPath: opts.socketPath,
     udpIdleTimeoutMs: opts.udpIdleTimeoutMs,

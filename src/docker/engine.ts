@@ -125,6 +125,8 @@ export class DockerEngine {
 
   /** Starts a container in the background; the handle stops and removes it. */
   async startContainer(spec: ContainerSpec): Promise<RunningContainer> {
+    // Like `docker run`: an image the engine lacks is pulled first.
+    if ((await this.imageInfo(spec.image)) === undefined) await this.pullImage(spec.image);
     try {
       const c = await this.docker.createContainer(toCreateOptions(spec));
       const handle = new RunningContainer(this, c.id, spec.name ?? c.id.slice(0, 12));

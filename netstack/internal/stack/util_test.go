@@ -1,0 +1,5 @@
+package stack
+
+import "gvisor.dev/gvisor/pkg/buffer"
+
+func bufferOf(b []byte) buffer.Buffer { return buffer.MakeWithData(b) }
