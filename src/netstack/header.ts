@@ -64,6 +64,7 @@ export function decodeHeader(buf: Buffer): FlowHeader {
   if (proto === undefined) throw new HeaderError(`unknown protocol ${protoNumber}`);
   const family = buf.readUInt8(6);
   if (family !== 4 && family !== 6) throw new HeaderError(`unknown address family ${family}`);
+  if (buf.readUInt8(7) !== 0) throw new HeaderError('the reserved byte is not zero');
   return {
     proto,
     family,
@@ -93,8 +94,17 @@ function encodeAddress(address: string, family: 4 | 6): Buffer {
   return out;
 }
 
+const v4Prefix = Buffer.from('00000000000000000000ffff', 'hex');
+
 function decodeAddress(b: Buffer, family: 4 | 6): string {
-  if (family === 4) return [...b.subarray(12, 16)].join('.');
+  // The family and the address must agree, as the Go codec insists: an IPv4 flow carries an
+  // IPv4-mapped address and an IPv6 flow never does.
+  const mapped = b.subarray(0, 12).equals(v4Prefix);
+  if (family === 4) {
+    if (!mapped) throw new HeaderError('family 4 with an address that is not IPv4-mapped');
+    return [...b.subarray(12, 16)].join('.');
+  }
+  if (mapped) throw new HeaderError('family 6 with an IPv4-mapped address');
   const groups = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2));
   // RFC 5952: compress the longest run of two or more zero groups, the first if tied.
   let best = { at: -1, len: 0 };
