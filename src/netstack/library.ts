@@ -119,8 +119,14 @@ export function loadNetstack(path: string = defaultLibraryPath): NetstackLibrary
       call(`remove the route ${cidr}`, (out) => removeFn(h, cidr, out, outLen) as number);
     },
     stats: (h) => {
-      const out = Buffer.alloc(outLen);
-      statsFn(h, out, outLen);
+      let out = Buffer.alloc(outLen);
+      let rc = statsFn(h, out, out.length) as number;
+      // A positive answer is the size the JSON needs: many routes can outgrow the buffer.
+      if (rc > 0) {
+        out = Buffer.alloc(rc + 1);
+        rc = statsFn(h, out, out.length) as number;
+      }
+      if (rc !== 0) throw new Error(`no netstack with handle ${h}`);
       return JSON.parse(cString(out)) as StackStats;
     },
     stop: (h) => {
