@@ -51,7 +51,12 @@ export default tseslint.config(
     files: ['test/**', 'bench/**', 'bin/**', 'src/daemon/main.ts', 'agent/**'],
     rules: { 'no-console': 'off' },
   },
-  { files: ['**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.cjs', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['test/fixtures/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
   {
     // Scripts that run inside containers as plain CommonJS.
     files: ['test/fixtures/**/*.cjs'],

@@ -6,6 +6,10 @@ import { daemonImageRef, engine, testLabels, testSession } from '../helpers/dock
 import { samplesImage } from '../helpers/lab.js';
 
 const client = readFileSync(new URL('../fixtures/flow-client.cjs', import.meta.url), 'utf8');
+const bindingsCheck = readFileSync(
+  new URL('../fixtures/bindings-check.mjs', import.meta.url),
+  'utf8',
+);
 
 // Addresses inside the routed ranges; nothing listens there: the stack answers for them all.
 const podAddr = '198.18.0.10';
@@ -129,3 +133,38 @@ test(
     t.notRegex(r.stdout, /12C6\t/);
   },
 );
+
+test('UDP flows close after the idle timeout', withStack, async (t, { daemon, run }) => {
+  t.like(await run(['udp-echo', svcAddr, '7', '5']), { sent: 5, received: 5 });
+  const sent = Date.now();
+  // The selftest logs the stack's stats every 5 s; its UDP idle timeout here is 3 s.
+  const line = await daemon.waitForLog(
+    new RegExp(`"msg":"stats".*"udpFlows":0,"flowsTotal":[1-9]`),
+    15_000,
+  );
+  const at = Date.parse((JSON.parse(line) as { time: string }).time);
+  t.true(at > sent, 'a stats line after the datagrams shows no UDP flow left');
+});
+
+test('the bindings start the stack, add and remove routes, and stop it twice leaving no device', async (t) => {
+  const session = testSession();
+  t.teardown(() => engine.removeLabelled({ [LABEL_SESSION]: session }));
+  const r = await engine.runToCompletion({
+    image: await daemonImageRef(),
+    entrypoint: ['node'],
+    cmd: ['--input-type=module', '-e', bindingsCheck],
+    labels: testLabels(session),
+    capAdd: ['NET_ADMIN'],
+    devices: ['/dev/net/tun'],
+  });
+  t.is(r.exitCode, 0, r.stderr);
+  // /proc/net/route writes destinations as little-endian hex: 198.18.150.0 is 0096 12C6.
+  t.deepEqual(JSON.parse(r.stdout), {
+    started: ['009612C6'],
+    device: true,
+    added: ['009612C6', '009712C6'],
+    removed: ['009712C6'],
+    stats: ['198.18.151.0/24'],
+    after: { routes: [], device: false, running: false },
+  });
+});
