@@ -2,7 +2,7 @@
 // container joined to the daemon's network namespace talks to the daemon's echo handler
 // through TUN -> gVisor -> unix socket -> Node, and, as the baseline in the same run, to a
 // plain Node echo server on the same namespace's loopback. Figures are ratios to the baseline.
-//   npm run bench:netstack [-- --mb 256 --seconds 5 --runs 3]
+//   npm run bench:netstack [-- --mb 256 --seconds 5 --runs 3 --flow-kb 1024]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { silentProgress } from '../src/cli/progress.js';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     mb: { type: 'string', default: '256' },
     seconds: { type: 'string', default: '5' },
     runs: { type: 'string', default: '3' },
+    'flow-kb': { type: 'string', default: '1024' },
   },
 });
 const bytes = Number(values.mb) * 1024 * 1024;
@@ -83,7 +84,7 @@ try {
   const stackRate = (await run(['tcp-rate', routed, '7', values.seconds])).perSecond ?? 0;
   const loopRate = (await run(['tcp-rate', '127.0.0.1', '7007', values.seconds])).perSecond ?? 0;
 
-  // Memory under load: 200 flows, each echoing 4 MiB, sampled while they run.
+  // Memory under load: 200 flows at once, each echoing --flow-kb, sampled while they run.
   let peak = 0;
   const sampling = { on: true };
   const sampler = (async () => {
@@ -92,7 +93,8 @@ try {
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  const load = await run(['tcp-concurrent', routed, '7', '200', String(4 * 1024 * 1024)]);
+  const flowKb = Number(values['flow-kb']);
+  const load = await run(['tcp-concurrent', routed, '7', '200', String(flowKb * 1024)]);
   sampling.on = false;
   await sampler;
 
@@ -108,7 +110,7 @@ try {
     row('connections per second (connect, 1-byte echo, close)', stackRate, '/s', loopRate),
   );
   console.log(
-    `\n| daemon memory (RSS) | MiB |\n|---|---|\n| idle | ${idle.toFixed(1)} |\n| 200 flows of 4 MiB (${String(load.ok)}/200 exact) | ${peak.toFixed(1)} |`,
+    `\n| daemon memory (RSS) | MiB |\n|---|---|\n| idle | ${idle.toFixed(1)} |\n| 200 flows of ${String(flowKb)} KiB at once (${String(load.ok)}/200 exact) | ${peak.toFixed(1)} |`,
   );
 } finally {
   await daemon.stop();

@@ -150,6 +150,7 @@ func (n *Netstack) handleTCP(r *tcp.ForwarderRequest) {
 
 	n.stats.tcpOpen.Add(1)
 	defer n.stats.tcpOpen.Add(-1)
+	defer n.link.zw.forget(id)
 	n.spliceTCP(fl, fc, gonet.NewTCPConn(&wq, ep), ep, uc)
 }
 

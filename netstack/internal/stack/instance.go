@@ -105,6 +105,9 @@ type Instance struct {
 	routes  []netip.Prefix
 	stopped bool
 	linkErr string
+	// tunDrops is the device's last known kernel drop count (Device.Drops); it is kept
+	// after Stop, when the device is gone.
+	tunDrops uint64
 }
 
 // Start creates and configures the TUN device, starts the stack on it and adds the
@@ -241,7 +244,8 @@ type InstanceStats struct {
 	LastError string   `json:"lastError"`
 }
 
-// Stats returns the counters, routes and last error.
+// Stats returns the counters, routes and last error. Drops include the packets the kernel
+// dropped on the TUN device because the reader fell behind.
 func (i *Instance) Stats() InstanceStats {
 	st := InstanceStats{Routes: i.Routes()}
 	if i.ns != nil {
@@ -252,8 +256,18 @@ func (i *Instance) Stats() InstanceStats {
 	if i.linkErr != "" && !i.stopped {
 		st.LastError = i.linkErr
 	}
+	if !i.stopped {
+		i.updateTunDropsLocked()
+	}
+	st.Drops += int64(i.tunDrops)
 	i.mu.Unlock()
 	return st
+}
+
+func (i *Instance) updateTunDropsLocked() {
+	if n, err := i.dev.Drops(); err == nil && n > i.tunDrops {
+		i.tunDrops = n
+	}
 }
 
 // Stop removes the routes, closes every flow, stops the stack and closes the TUN fd (the
@@ -267,6 +281,7 @@ func (i *Instance) Stop() {
 	i.stopped = true
 	routes := i.routes
 	i.routes = nil
+	i.updateTunDropsLocked()
 	i.mu.Unlock()
 
 	for _, p := range routes {

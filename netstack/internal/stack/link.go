@@ -17,12 +17,15 @@ import (
 //     are not its own, which in promiscuous mode is every address) and swallows them;
 //   - remembers the first bytes of every TCP SYN, so that an "unreachable" verdict can be
 //     answered with an ICMP error quoting the SYN (Linux ignores ICMP errors for TCP whose
-//     quoted sequence number is not the one it sent).
+//     quoted sequence number is not the one it sent);
+//   - makes sure gVisor takes the ACK of segments arriving at a closed receive window
+//     (zerowindow.go), for which it also watches the window of every outbound segment.
 //
 // Everything else passes through untouched.
 type tapLink struct {
 	nested.Endpoint
-	n *Netstack
+	n  *Netstack
+	zw zeroWindows
 }
 
 func newTapLink(child stack.LinkEndpoint, n *Netstack) *tapLink {
@@ -33,14 +36,23 @@ func newTapLink(child stack.LinkEndpoint, n *Netstack) *tapLink {
 
 // DeliverNetworkPacket implements stack.NetworkDispatcher for the child endpoint.
 func (l *tapLink) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
-	if l.inspect(pkt) {
+	if l.inspect(proto, pkt) {
 		return
 	}
 	l.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
 
-// inspect returns true if it consumed pkt.
-func (l *tapLink) inspect(pkt *stack.PacketBuffer) bool {
+// WritePackets implements stack.LinkEndpoint: outbound packets pass through, TCP ones are
+// noted for the zero-window ACK rescue first.
+func (l *tapLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	for _, pkt := range pkts.AsSlice() {
+		l.zw.noteOutbound(pkt)
+	}
+	return l.Endpoint.WritePackets(pkts)
+}
+
+// inspect returns true if it consumed pkt. It may deliver an extra packet before pkt.
+func (l *tapLink) inspect(netProto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) bool {
 	first, ok := pkt.Data().PullUp(1)
 	if !ok {
 		return false
@@ -81,6 +93,9 @@ func (l *tapLink) inspect(pkt *stack.PacketBuffer) bool {
 		}
 		if id, ok := tcpSynID(h); ok {
 			l.n.syns.put(id, pkt.Data().AsRange().ToSlice())
+		}
+		if b := l.zw.rescue(pkt, hl); b != nil {
+			l.deliverRescue(netProto, b)
 		}
 	}
 	return false

@@ -115,7 +115,7 @@ func New(link stack.LinkEndpoint, cfg Config) (*Netstack, error) {
 	n := &Netstack{cfg: cfg, flows: make(map[*flowCloser]struct{}), closed: make(chan struct{})}
 	n.s = stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcpProtocolFactory, udp.NewProtocol},
 	})
 	fail := func(what string, err tcpip.Error) (*Netstack, error) {
 		n.s.Destroy()
@@ -172,6 +172,8 @@ func New(link stack.LinkEndpoint, cfg Config) (*Netstack, error) {
 	}
 	return n, nil
 }
+
+var tcpProtocolFactory = tcp.NewProtocol // DEBUG-TEMP
 
 // Stats returns a snapshot of the counters.
 func (n *Netstack) Stats() Stats {

@@ -112,3 +112,32 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Fatal("interface still exists after Close")
 	}
 }
+
+func TestNetDevDrops(t *testing.T) {
+	const text = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  123456     789    0    0    0     0          0         0   123456     789    0    0    0     0       0          0
+   tp0: 2545391321 387866   0    7    0     0          0         0 2534892116 350673  0 100307  0     0       0          0
+`
+	if n, err := netDevDrops(text, "tp0"); err != nil || n != 100314 {
+		t.Fatalf("tp0 drops %d, %v; want 100314", n, err)
+	}
+	if n, err := netDevDrops(text, "lo"); err != nil || n != 0 {
+		t.Fatalf("lo drops %d, %v", n, err)
+	}
+	if _, err := netDevDrops(text, "tp"); err == nil {
+		t.Fatal("prefix of a name matched")
+	}
+}
+
+func TestDropsOfLiveDevice(t *testing.T) {
+	needTUN(t)
+	d, err := Open(name("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n, err := d.Drops(); err != nil || n != 0 {
+		t.Fatalf("fresh device: drops %d, %v", n, err)
+	}
+}
