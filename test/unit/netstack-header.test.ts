@@ -42,8 +42,8 @@ test('headers round-trip for UDP, IPv6 and large flow ids', (t) => {
     {
       proto: 'tcp',
       family: 6,
-      src: { address: 'fd00::2', port: 1 },
-      dst: { address: '2001:db8::8:800:200c:417a', port: 65535 },
+      src: { address: '2001:2::2', port: 1 },
+      dst: { address: '2001:2::8:800:200c:417a', port: 65535 },
       flowId: 42n,
     },
     {
@@ -61,10 +61,10 @@ test('IPv6 addresses decode in their canonical short form', (t) => {
   const h = {
     ...tcp4,
     family: 6 as const,
-    src: { address: 'fd00::2', port: 1 },
-    dst: { address: '2001:0db8:0000:0000:0000:0000:0000:0001', port: 80 },
+    src: { address: '2001:2::2', port: 1 },
+    dst: { address: '2001:0002:0000:0000:0000:0000:0000:0001', port: 80 },
   };
-  t.is(decodeHeader(encodeHeader(h)).dst.address, '2001:db8::1');
+  t.is(decodeHeader(encodeHeader(h)).dst.address, '2001:2::1');
 });
 
 test('a header with a wrong magic, version, protocol or length is refused', (t) => {

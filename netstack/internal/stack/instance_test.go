@@ -339,7 +339,7 @@ func TestTUNIPv6(t *testing.T) {
 	}
 	name := tunName("6")
 	cfg, err := ParseInstanceConfig([]byte(fmt.Sprintf(
-		`{"tunName":%q,"address":"fd00:7470::1/128","routes":["fd00:7470:1::/64"],"socketPath":%q}`, name, node.path)))
+		`{"tunName":%q,"address":"2001:2:0:7470::1/128","routes":["2001:2:0:7470:1::/64"],"socketPath":%q}`, name, node.path)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestTUNIPv6(t *testing.T) {
 	}
 	defer inst.Stop()
 
-	c, err := net.DialTimeout("tcp", "[fd00:7470:1::5]:80", 3*time.Second)
+	c, err := net.DialTimeout("tcp", "[2001:2:0:7470:1::5]:80", 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,15 +361,15 @@ func TestTUNIPv6(t *testing.T) {
 		t.Fatalf("echo %q %v", got, err)
 	}
 	fl := node.seen()[0]
-	if fl.Family != 6 || fl.Src.Addr() != netip.MustParseAddr("fd00:7470::1") || fl.Dst.String() != "[fd00:7470:1::5]:80" {
+	if fl.Family != 6 || fl.Src.Addr() != netip.MustParseAddr("2001:2:0:7470::1") || fl.Dst.String() != "[2001:2:0:7470:1::5]:80" {
 		t.Fatalf("flow %v", fl)
 	}
-	_, err = net.DialTimeout("tcp", "[fd00:7470:1::5]:1002", 3*time.Second)
+	_, err = net.DialTimeout("tcp", "[2001:2:0:7470:1::5]:1002", 3*time.Second)
 	if !errors.Is(err, syscall.EHOSTUNREACH) {
 		t.Fatalf("dial: %v, want EHOSTUNREACH", err)
 	}
 
-	u, err := net.Dial("udp", "[fd00:7470:1::53]:53")
+	u, err := net.Dial("udp", "[2001:2:0:7470:1::53]:53")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestTUNIPv6(t *testing.T) {
 	defer unix.Close(fd)
 	tv := unix.Timeval{Sec: 2}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	dst := netip.MustParseAddr("fd00:7470:1::9").As16()
+	dst := netip.MustParseAddr("2001:2:0:7470:1::9").As16()
 	req := []byte{128, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'}
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrInet6{Addr: dst}); err != nil {
 		t.Fatal(err)

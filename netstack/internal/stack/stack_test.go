@@ -87,7 +87,7 @@ func TestTCPEchoBulk(t *testing.T) {
 }
 
 func TestTCPEchoIPv6(t *testing.T) {
-	dst := tcpip.AddrFromSlice(netip.MustParseAddr("fd00:10:96::a").AsSlice())
+	dst := tcpip.AddrFromSlice(netip.MustParseAddr("2001:2:0:96::a").AsSlice())
 	tcpEcho(t, dst, 4096)
 }
 
@@ -298,7 +298,7 @@ func TestUDPActivityKeepsFlowOpen(t *testing.T) {
 
 func TestUDPIPv6(t *testing.T) {
 	h := newHarness(t, Config{}, nil)
-	c := dialUDP(t, h.client, tcpip.AddrFromSlice(netip.MustParseAddr("fd00:10:96::53").AsSlice()), 53)
+	c := dialUDP(t, h.client, tcpip.AddrFromSlice(netip.MustParseAddr("2001:2:0:96::53").AsSlice()), 53)
 	defer c.Close()
 	udpRoundTrip(t, c, "six")
 	if fl := h.node.seen(); len(fl) != 1 || fl[0].Family != hdr.Family6 {
@@ -429,8 +429,8 @@ func TestICMPEcho(t *testing.T) {
 		t.Fatalf("bad echo reply % x", m)
 	}
 
-	src6 := netip.MustParseAddr("fd00::1").AsSlice()
-	dst6 := netip.MustParseAddr("fd00:10:96::1").AsSlice()
+	src6 := netip.MustParseAddr("2001:2::1").AsSlice()
+	dst6 := netip.MustParseAddr("2001:2:0:96::1").AsSlice()
 	r6 := inject(echoRequest6(src6, dst6, 9, 1, data))
 	if r6[0]>>4 != 6 || r6[6] != 58 || !bytes.Equal(r6[8:24], dst6) || !bytes.Equal(r6[24:40], src6) {
 		t.Fatalf("bad IPv6 reply header % x", r6[:40])

@@ -164,7 +164,7 @@ func TestTCPZeroWindowStillProcessesACKs(t *testing.T) {
 	} {
 		for _, dst := range []tcpip.Address{
 			tcpip.AddrFrom4([4]byte{198, 18, 0, 80}),
-			tcpip.AddrFromSlice(netip.MustParseAddr("fd00:10:96::50").AsSlice()),
+			tcpip.AddrFromSlice(netip.MustParseAddr("2001:2:0:96::50").AsSlice()),
 		} {
 			t.Run(fmt.Sprintf("%s/IPv%d", tc.name, map[int]int{4: 4, 16: 6}[dst.Len()]), func(t *testing.T) {
 				zeroWindowACK(t, dst, tc.kick)

@@ -95,7 +95,7 @@ func TestDeviceLifecycle(t *testing.T) {
 	}
 	// IPv6 route, if this kernel has IPv6 on the device.
 	if _, err := os.Stat("/proc/sys/net/ipv6/conf/" + n); err == nil {
-		p6 := netip.MustParsePrefix("fd00:7470::/64")
+		p6 := netip.MustParsePrefix("2001:2:0:7470::/64")
 		if err := d.AddRoute(p6); err != nil {
 			t.Logf("IPv6 route: %v (IPv6 disabled?)", err)
 		} else if err := d.DelRoute(p6); err != nil {
