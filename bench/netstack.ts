@@ -2,7 +2,7 @@
 // container joined to the daemon's network namespace talks to the daemon's echo handler
 // through TUN -> gVisor -> unix socket -> Node, and, as the baseline in the same run, to a
 // plain Node echo server on the same namespace's loopback. Figures are ratios to the baseline.
-//   npm run bench:netstack [-- --mb 256 --seconds 5 --runs 3 --flow-kb 1024]
+//   npm run bench:netstack [-- --mb 256 --seconds 5 --runs 3 --flow-kb 4096]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { silentProgress } from '../src/cli/progress.js';
@@ -16,7 +16,7 @@ const { values } = parseArgs({
     mb: { type: 'string', default: '256' },
     seconds: { type: 'string', default: '5' },
     runs: { type: 'string', default: '3' },
-    'flow-kb': { type: 'string', default: '1024' },
+    'flow-kb': { type: 'string', default: '4096' },
   },
 });
 const bytes = Number(values.mb) * 1024 * 1024;
