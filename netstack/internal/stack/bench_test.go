@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -49,16 +48,7 @@ func TestTUNThroughput(t *testing.T) {
 		io.Copy(io.Discard, c)
 	}
 	name := tunName("b")
-	cfg, err := ParseInstanceConfig([]byte(fmt.Sprintf(
-		`{"tunName":%q,"mtu":%d,"address":"198.18.254.1/32","routes":["198.18.120.0/24"],"socketPath":%q}`, name, mtu, node.path)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Stop()
+	inst := startInstanceMTU(t, node, name, mtu, "198.18.120.0/24")
 
 	// Upload: kernel -> TUN -> gVisor -> unix socket.
 	c, err := net.Dial("tcp", "198.18.120.1:9000")

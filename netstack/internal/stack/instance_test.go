@@ -39,9 +39,15 @@ func tunName(tag string) string {
 
 func startInstance(t *testing.T, node *fakeNode, name string, routes ...string) *Instance {
 	t.Helper()
+	return startInstanceMTU(t, node, name, 1500, routes...)
+}
+
+// startInstanceMTU starts a TUN-backed instance handing flows to node, stopped at cleanup.
+func startInstanceMTU(t testing.TB, node *fakeNode, name string, mtu int, routes ...string) *Instance {
+	t.Helper()
 	cfg, err := ParseInstanceConfig([]byte(fmt.Sprintf(
-		`{"tunName":%q,"mtu":1500,"address":"198.18.254.1/32","routes":%s,"socketPath":%q,"udpIdleTimeoutMs":500}`,
-		name, jsonList(routes), node.path)))
+		`{"tunName":%q,"mtu":%d,"address":"198.18.254.1/32","routes":%s,"socketPath":%q,"udpIdleTimeoutMs":500}`,
+		name, mtu, jsonList(routes), node.path)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,16 +46,7 @@ func TestTUNConcurrentEcho(t *testing.T) {
 		}
 	}()
 	name := tunName("c")
-	cfg, err := ParseInstanceConfig([]byte(fmt.Sprintf(
-		`{"tunName":%q,"mtu":%d,"address":"198.18.254.1/32","routes":["198.18.130.0/24"],"socketPath":%q}`, name, mtu, node.path)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Stop()
+	inst := startInstanceMTU(t, node, name, mtu, "198.18.130.0/24")
 	for r := 0; r < rounds; r++ {
 		runConcurrentEcho(t, inst, name, flows, size, 90*time.Second)
 	}
