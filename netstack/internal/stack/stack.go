@@ -115,7 +115,7 @@ func New(link stack.LinkEndpoint, cfg Config) (*Netstack, error) {
 	n := &Netstack{cfg: cfg, flows: make(map[*flowCloser]struct{}), closed: make(chan struct{})}
 	n.s = stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcpProtocolFactory, udp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	fail := func(what string, err tcpip.Error) (*Netstack, error) {
 		n.s.Destroy()
@@ -138,7 +138,14 @@ func New(link stack.LinkEndpoint, cfg Config) (*Netstack, error) {
 	if err := n.s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate); err != nil {
 		return fail("enable receive buffer auto-tuning", err)
 	}
-	cc := tcpip.CongestionControlOption("cubic")
+	// NewReno, not CUBIC. This gVisor's CUBIC applies its per-ACK update even when the
+	// cubic curve lies below cwnd, so ACKs can shrink cwnd, down to 0 once W_max is below
+	// one segment (a loss detected at cwnd 1, right after a retransmission timeout). A
+	// sender with cwnd 0 and nothing in flight never sends again and arms no timer: the
+	// flow hangs for good (TestTCPCongestionWindowNeverCollapses). NewReno never goes
+	// below one segment. The path gVisor's TCP runs over is the local kernel behind the
+	// TUN, where CUBIC's high-BDP behaviour buys nothing.
+	cc := tcpip.CongestionControlOption("reno")
 	if err := n.s.SetTransportProtocolOption(tcp.ProtocolNumber, &cc); err != nil {
 		return fail("set congestion control", err)
 	}
@@ -172,8 +179,6 @@ func New(link stack.LinkEndpoint, cfg Config) (*Netstack, error) {
 	}
 	return n, nil
 }
-
-var tcpProtocolFactory = tcp.NewProtocol // DEBUG-TEMP
 
 // Stats returns a snapshot of the counters.
 func (n *Netstack) Stats() Stats {
