@@ -84,6 +84,13 @@ wait_for() {
   done
 }
 
+# True when COMMAND's output has a line matching PATTERN. Not `cmd | grep -q`: under pipefail,
+# grep -q exiting at the first match can kill the writer with SIGPIPE and fail the pipeline.
+has_line() {
+  local pattern=$1; shift
+  "$@" | grep -c -- "$pattern" >/dev/null
+}
+
 # Writes stdin to FILE only when it differs, and then restarts DAEMON (if given and running):
 # kube-proxy, for one, exits when its configuration file changes under it.
 write_conf() {
