@@ -51,6 +51,12 @@ export default tseslint.config(
     files: ['test/**', 'bench/**', 'bin/**', 'src/daemon/main.ts', 'agent/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // client-node's models are classes only in name: the API takes and returns plain objects,
+    // and its own examples build them as literals.
+    files: ['src/k8s/**/*.ts', 'test/**/*.ts'],
+    rules: { '@typescript-eslint/no-unsafe-class-instance-assignment': 'off' },
+  },
   { files: ['**/*.js', '**/*.cjs', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['test/fixtures/**/*.mjs'],

@@ -4,10 +4,13 @@
  *   probe [name]      check NET_ADMIN and /dev/net/tun by creating a TUN device, and exit
  *   selftest [flags]  the network stack with an echo handler (docker tier, benchmarks)
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { clientVersion } from '../lib/package-info.js';
 import { loadNetstack } from '../netstack/library.js';
 import { selftest } from './selftest.js';
+import { runSession } from './session.js';
+import { SESSION_CONFIG_PATH } from './session-config.js';
 
 const log = (o: object): void => {
   console.log(JSON.stringify({ time: new Date().toISOString(), ...o }));
@@ -59,14 +62,33 @@ if (mode === 'probe') {
   );
 } else if (mode === 'run') {
   log({ msg: 'tp daemon started', version: clientVersion(), netstack: netstack.version() });
-  // Nothing else holds the event loop open yet; this timer is what keeps the daemon up.
-  const keepAlive = setInterval(() => undefined, 1 << 30);
-  const stop = (signal: string): void => {
-    log({ msg: 'tp daemon stopping', signal });
-    clearInterval(keepAlive);
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  if (existsSync(SESSION_CONFIG_PATH)) {
+    try {
+      const session = await runSession(netstack, log);
+      const onSignal = (signal: string): void => {
+        log({ msg: 'tp daemon stopping', signal });
+        void session.stop();
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      await session.ended;
+      log({ msg: 'session ended' });
+      // Flows and timers may still hold the loop; the session is over, so is the process.
+      process.exit(0);
+    } catch (err) {
+      log({ msg: 'session failed', error: err instanceof Error ? err.message : String(err) });
+      process.exit(1);
+    }
+  } else {
+    // Without a session (e.g. `tp doctor`), stay up until stopped.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    process.once('SIGTERM', () => {
+      clearInterval(keepAlive);
+    });
+    process.once('SIGINT', () => {
+      clearInterval(keepAlive);
+    });
+  }
 } else {
   console.error(`unknown mode ${mode}: use run, probe [name] or selftest`);
   process.exitCode = 2;

@@ -1,5 +1,7 @@
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
+import { filesTar } from './files.js';
+import { followJson } from './follow.js';
 import { dockerError, statusCodeOf } from './errors.js';
 import { debugLogger } from '../lib/log.js';
 import { labelSelector } from '../lib/labels.js';
@@ -28,8 +30,14 @@ export interface ContainerSpec {
   capAdd?: string[];
   /** Host device paths, mapped at the same path in the container. */
   devices?: string[];
-  /** `container:<id>` to join another container's network namespace. */
+  /** `container:<id>` to join another container's network namespace, or a network name. */
   networkMode?: string;
+  /** Container ports published on the host's loopback only, each on a free host port. */
+  publishLoopback?: number[];
+  /** `name:address` entries for /etc/hosts; `host-gateway` is the engine's host address. */
+  extraHosts?: string[];
+  /** Files written into the container before it starts (secrets stay out of its env). */
+  files?: { path: string; content: string; mode?: number }[];
 }
 
 export interface CommandResult {
@@ -47,6 +55,11 @@ export class DockerEngine {
     private readonly docker: Docker,
     readonly endpoint: string,
   ) {}
+
+  /** The dockerode client, for the other modules of src/docker only. */
+  get client(): Docker {
+    return this.docker;
+  }
 
   /** Honours DOCKER_HOST (and DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) like the docker CLI. */
   static connect(env: NodeJS.ProcessEnv = process.env): DockerEngine {
@@ -100,7 +113,7 @@ export class DockerEngine {
     } catch (err) {
       throw dockerError(err, this.endpoint, `build ${options.tag}`);
     }
-    await followJsonStream(stream, (msg) => {
+    await followJson(stream, (msg) => {
       if (typeof msg.stream === 'string') {
         for (const l of msg.stream.split('\n')) if (l.trim() !== '') onLine(l.trim());
       }
@@ -113,7 +126,7 @@ export class DockerEngine {
   async pullImage(ref: string, onLine: (line: string) => void = () => undefined): Promise<void> {
     try {
       const stream = await this.docker.pull(ref);
-      await followJsonStream(stream, (msg) => {
+      await followJson(stream, (msg) => {
         if (typeof msg.status === 'string') {
           onLine(typeof msg.id === 'string' ? `${msg.id}: ${msg.status}` : msg.status);
         }
@@ -131,6 +144,9 @@ export class DockerEngine {
       const c = await this.docker.createContainer(toCreateOptions(spec));
       const handle = new RunningContainer(this, c.id, spec.name ?? c.id.slice(0, 12));
       try {
+        if (spec.files !== undefined && spec.files.length > 0) {
+          await c.putArchive(await filesTar(spec.files), { path: '/' });
+        }
         await c.start();
       } catch (err) {
         await handle.stop();
@@ -374,61 +390,27 @@ function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
         CgroupPermissions: 'rwm',
       })),
       ...(spec.networkMode === undefined ? {} : { NetworkMode: spec.networkMode }),
+      ...(spec.extraHosts === undefined ? {} : { ExtraHosts: spec.extraHosts }),
+      ...(spec.publishLoopback === undefined
+        ? {}
+        : {
+            PortBindings: Object.fromEntries(
+              spec.publishLoopback.map((p) => [
+                `${p}/tcp`,
+                [{ HostIp: '127.0.0.1', HostPort: '' }],
+              ]),
+            ),
+          }),
     },
+    ...(spec.publishLoopback === undefined
+      ? {}
+      : { ExposedPorts: Object.fromEntries(spec.publishLoopback.map((p) => [`${p}/tcp`, {}])) }),
     Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
   };
   if (spec.name !== undefined) opts.name = spec.name;
   if (spec.cmd !== undefined) opts.Cmd = spec.cmd;
   if (spec.entrypoint !== undefined) opts.Entrypoint = spec.entrypoint;
   return opts;
-}
-
-interface EngineMessage {
-  stream?: unknown;
-  status?: unknown;
-  id?: unknown;
-  error?: unknown;
-  errorDetail?: { message?: unknown };
-}
-
-/** Reads the engine's newline-delimited JSON progress; a message with `error` fails it. */
-function followJsonStream(
-  stream: NodeJS.ReadableStream,
-  onMessage: (msg: EngineMessage) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    let failed: Error | undefined;
-    const handle = (line: string): void => {
-      if (line.trim() === '') return;
-      let msg: EngineMessage;
-      try {
-        msg = JSON.parse(line) as EngineMessage;
-      } catch {
-        onMessage({ stream: line });
-        return;
-      }
-      if (msg.error !== undefined && failed === undefined) {
-        const detail = msg.errorDetail?.message ?? msg.error;
-        failed = new Error(typeof detail === 'string' ? detail : JSON.stringify(detail));
-      }
-      onMessage(msg);
-    };
-    stream.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        handle(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    });
-    stream.on('error', reject);
-    stream.on('end', () => {
-      handle(buf);
-      if (failed === undefined) resolve();
-      else reject(failed);
-    });
-  });
 }
 
 /** Splits Docker's multiplexed log format (8-byte frame headers) into stdout and stderr. */

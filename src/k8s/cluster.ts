@@ -1,6 +1,7 @@
 import { VersionApi, type KubeConfig } from '@kubernetes/client-node';
 import { TpError, messageOf, systemErrorCode } from '../lib/errors.js';
 import type { KubeTarget } from './kubeconfig.js';
+import { withTimeout } from './api-errors.js';
 
 export interface ServerVersion {
   gitVersion: string;
@@ -14,19 +15,11 @@ export async function serverVersion(
   timeoutMs = 5000,
 ): Promise<ServerVersion> {
   const api = kc.makeApiClient(VersionApi);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
-  });
   try {
-    const info = await Promise.race([api.getCode(), timeout]);
+    const info = await withTimeout(api.getCode(), timeoutMs);
     return { gitVersion: info.gitVersion, platform: info.platform };
   } catch (err) {
     throw clusterError(err, target);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

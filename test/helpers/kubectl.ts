@@ -1,4 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** The lab's context; the e2e tier talks to the lab cluster and nothing else. */
 export const context = process.env.TP_E2E_CONTEXT ?? 'tp-lab';
@@ -87,4 +89,42 @@ export async function portForward(
     return stopped;
   };
   return { port, stop, [Symbol.asyncDispose]: stop };
+}
+
+/**
+ * A kubeconfig file for a ServiceAccount of the lab: the lab's server and CA with a fresh
+ * token, so a test can act as a user with exactly the permissions it granted.
+ */
+export async function serviceAccountKubeconfig(
+  dir: string,
+  namespace: string,
+  serviceAccount: string,
+): Promise<string> {
+  const token = (
+    await kubectlOk(['-n', namespace, 'create', 'token', serviceAccount, '--duration=10m'])
+  ).trim();
+  const [server, ca] = (
+    await kubectlOk([
+      'config',
+      'view',
+      '--raw',
+      '--minify',
+      '--flatten',
+      '-o',
+      'jsonpath={.clusters[0].cluster.server} {.clusters[0].cluster.certificate-authority-data}',
+    ])
+  ).split(' ');
+  const file = join(dir, `${serviceAccount}.kubeconfig`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'sa',
+      clusters: [{ name: 'lab', cluster: { server, 'certificate-authority-data': ca } }],
+      users: [{ name: 'sa', user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'lab', user: 'sa', namespace } }],
+    }),
+  );
+  return file;
 }

@@ -1,0 +1,52 @@
+import type { TunnelStatus } from './tunnel-pool.js';
+
+/** What `tp connect` hands the daemon container, as files written before it starts. */
+export const SESSION_DIR = '/run/tp';
+export const SESSION_CONFIG_PATH = `${SESSION_DIR}/session.json`;
+export const SESSION_SECRET_PATH = `${SESSION_DIR}/secret`;
+export const CONTROL_PORT = 7777;
+
+export interface SessionConfig {
+  name: string;
+  context: string;
+  namespace: string;
+  /** The API server as the user's kubeconfig names it. */
+  server: string;
+  managerNamespace: string;
+  managerPort: number;
+  /** CIDRs routed into the netstack. */
+  routes: string[];
+  /** Addresses inside the routes that must not go to the cluster. */
+  neverProxy: string[];
+  /** How the subnets were found, for `tp status`. */
+  subnetSources: { pods: string; services: string };
+  tunnelPoolSize: number;
+  controlPort: number;
+}
+
+/** What the daemon reports on GET /v1/status. */
+export interface SessionStatus {
+  name: string;
+  version: string;
+  startedAt: string;
+  context: string;
+  namespace: string;
+  server: string;
+  serverFromDaemon: string;
+  routes: string[];
+  neverProxy: string[];
+  subnetSources: { pods: string; services: string };
+  manager: { namespace: string; pod?: string | undefined; version: string; podIP: string };
+  tunnel: TunnelStatus;
+  dns:
+    | { enabled: false }
+    | {
+        enabled: true;
+        nameserver: string;
+        search: string[];
+        clusterDomain: string;
+        upstream: string[];
+        stats: object;
+      };
+  flows: Record<string, unknown>;
+}

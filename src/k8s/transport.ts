@@ -1,0 +1,106 @@
+/**
+ * Raw HTTPS and WebSocket access to the API server with the credentials of a KubeConfig.
+ * The daemon reaches a server that the kubeconfig names as 127.0.0.1 or localhost through
+ * another host name (host.docker.internal, a control-plane container); `verifyHostname` keeps
+ * certificate verification bound to the name the certificate was issued for.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { request } from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+
+export interface KubeTransport {
+  server: URL;
+  tls: {
+    ca?: string | Buffer | (string | Buffer)[];
+    cert?: string | Buffer | (string | Buffer)[];
+    key?: string | Buffer | (string | Buffer)[];
+    rejectUnauthorized?: boolean;
+    servername?: string;
+    checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
+  };
+  headers: Record<string, string>;
+}
+
+export async function kubeTransport(
+  kc: KubeConfig,
+  verifyHostname?: string,
+): Promise<KubeTransport> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
+  const opts: {
+    headers?: Record<string, string | number | string[]>;
+    ca?: string | Buffer;
+    cert?: string | Buffer;
+    key?: string | Buffer;
+    rejectUnauthorized?: boolean;
+    servername?: string;
+    auth?: string;
+  } = {};
+  await kc.applyToHTTPSOptions(opts);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.headers ?? {})) {
+    if (typeof v === 'string' || typeof v === 'number') headers[k] = String(v);
+  }
+  if (opts.auth !== undefined) {
+    headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+  }
+  const tls: KubeTransport['tls'] = {};
+  if (opts.ca !== undefined) tls.ca = opts.ca;
+  if (opts.cert !== undefined) tls.cert = opts.cert;
+  if (opts.key !== undefined) tls.key = opts.key;
+  if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
+  if (opts.servername !== undefined && opts.servername !== '') tls.servername = opts.servername;
+  if (verifyHostname !== undefined && verifyHostname !== '') {
+    tls.checkServerIdentity = (_host, cert) => checkServerIdentity(verifyHostname, cert);
+  }
+  return { server: new URL(cluster.server), tls, headers };
+}
+
+export class ApiStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    path: string,
+  ) {
+    super(`HTTP ${status} from ${path}: ${body.slice(0, 300)}`);
+  }
+}
+
+/** GET a JSON document; non-2xx answers reject with ApiStatusError. */
+export function getJson<T>(t: KubeTransport, path: string, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(path, t.server);
+    const req = request(
+      url,
+      {
+        ...t.tls,
+        method: 'GET',
+        headers: { ...t.headers, Accept: 'application/json' },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            reject(new ApiStatusError(status, body, path));
+            return;
+          }
+          try {
+            resolve(JSON.parse(body) as T);
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}

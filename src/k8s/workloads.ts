@@ -1,0 +1,249 @@
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Container,
+  type V1ObjectMeta,
+} from '@kubernetes/client-node';
+import { TpError } from '../lib/errors.js';
+import { statusMessage, withTimeout } from './api-errors.js';
+import { clusterError } from './cluster.js';
+import type { KubeTarget } from './kubeconfig.js';
+
+/**
+ * The annotation a workload carries while a tp session engages it: JSON with at least `mode`
+ * and `session`. Anything can edit annotations, so readers parse it with `parseEngagement`.
+ */
+export const ENGAGEMENT_ANNOTATION = 'tp.engagement';
+
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'ReplicaSet' | 'DaemonSet';
+
+/** The order `listWorkloads` sorts kinds in: the usual ones first. */
+export const workloadKinds: readonly WorkloadKind[] = [
+  'Deployment',
+  'StatefulSet',
+  'ReplicaSet',
+  'DaemonSet',
+];
+
+export type WorkloadState =
+  | 'ready to engage'
+  | 'engaged'
+  // Fewer ready pods than desired: an engagement would wait on the rollout.
+  | 'not ready'
+  // No pods wanted (replicas 0, or a DaemonSet that matches no node): nothing to engage.
+  | 'scaled to zero';
+
+export type PortProtocol = 'TCP' | 'UDP' | 'SCTP';
+
+export interface ContainerPort {
+  name?: string;
+  port: number;
+  protocol: PortProtocol;
+}
+
+export interface WorkloadContainer {
+  name: string;
+  ports: ContainerPort[];
+}
+
+export interface Engagement {
+  /** replace, intercept, wiretap or ingest. */
+  mode: string;
+  session: string;
+  /** Who engaged it, as the engaging tp describes its user. */
+  by?: string;
+}
+
+export interface Workload {
+  kind: WorkloadKind;
+  name: string;
+  namespace: string;
+  replicas: { desired: number; ready: number };
+  /** The pod template's containers (not its init containers), in template order. */
+  containers: WorkloadContainer[];
+  state: WorkloadState;
+  engagedBy?: Engagement;
+  /** Why the engagement annotation could not be read; the workload then counts as not engaged. */
+  engagementError?: string;
+}
+
+export type ParsedEngagement = { ok: true; engagement: Engagement } | { ok: false; reason: string };
+
+/** Reads the engagement annotation's value without trusting it. */
+export function parseEngagement(raw: string): ParsedEngagement {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: `annotation ${ENGAGEMENT_ANNOTATION} is not JSON` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, reason: `annotation ${ENGAGEMENT_ANNOTATION} is not a JSON object` };
+  }
+  const { mode, session, by } = value as Record<string, unknown>;
+  if (typeof mode !== 'string' || mode === '' || typeof session !== 'string' || session === '') {
+    return {
+      ok: false,
+      reason: `annotation ${ENGAGEMENT_ANNOTATION} lacks a string "mode" and "session"`,
+    };
+  }
+  const engagement: Engagement = { mode, session };
+  if (typeof by === 'string') engagement.by = by;
+  return { ok: true, engagement };
+}
+
+interface RawWorkload {
+  kind: WorkloadKind;
+  metadata: V1ObjectMeta | undefined;
+  containers: V1Container[] | undefined;
+  desired: number;
+  ready: number;
+}
+
+/**
+ * The workloads of a namespace that tp can engage, sorted by kind (in `workloadKinds` order)
+ * and name. ReplicaSets that a Deployment owns are left out, as Telepresence does: the
+ * Deployment is what a user engages.
+ */
+export async function listWorkloads(
+  kc: KubeConfig,
+  target: KubeTarget,
+  namespace: string,
+  timeoutMs = 10_000,
+): Promise<Workload[]> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const req = { namespace };
+  const list = <T>(resource: string, call: () => Promise<T>): Promise<T> =>
+    withTimeout(call(), timeoutMs).catch((err: unknown) => {
+      throw listError(err, target, resource, namespace);
+    });
+  const [deployments, statefulSets, replicaSets, daemonSets] = await Promise.all([
+    list('deployments', () => apps.listNamespacedDeployment(req)),
+    list('statefulsets', () => apps.listNamespacedStatefulSet(req)),
+    list('replicasets', () => apps.listNamespacedReplicaSet(req)),
+    list('daemonsets', () => apps.listNamespacedDaemonSet(req)),
+  ]);
+
+  const raw: RawWorkload[] = [
+    ...deployments.items.map((d) => ({
+      kind: 'Deployment' as const,
+      metadata: d.metadata,
+      containers: d.spec?.template.spec?.containers,
+      desired: d.spec?.replicas ?? 1,
+      ready: d.status?.readyReplicas ?? 0,
+    })),
+    ...statefulSets.items.map((s) => ({
+      kind: 'StatefulSet' as const,
+      metadata: s.metadata,
+      containers: s.spec?.template.spec?.containers,
+      desired: s.spec?.replicas ?? 1,
+      ready: s.status?.readyReplicas ?? 0,
+    })),
+    ...replicaSets.items
+      .filter((r) => !(r.metadata?.ownerReferences ?? []).some((o) => o.kind === 'Deployment'))
+      .map((r) => ({
+        kind: 'ReplicaSet' as const,
+        metadata: r.metadata,
+        containers: r.spec?.template?.spec?.containers,
+        desired: r.spec?.replicas ?? 1,
+        ready: r.status?.readyReplicas ?? 0,
+      })),
+    ...daemonSets.items.map((d) => ({
+      kind: 'DaemonSet' as const,
+      metadata: d.metadata,
+      containers: d.spec?.template.spec?.containers,
+      desired: d.status?.desiredNumberScheduled ?? 0,
+      ready: d.status?.numberReady ?? 0,
+    })),
+  ];
+
+  // A namespace that does not exist lists as empty, so only an empty answer needs the check.
+  if (raw.length === 0) await requireNamespace(kc, target, namespace, timeoutMs);
+
+  return raw
+    .map((w) => toWorkload(w, namespace))
+    .sort(
+      (a, b) =>
+        workloadKinds.indexOf(a.kind) - workloadKinds.indexOf(b.kind) ||
+        (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    );
+}
+
+function toWorkload(w: RawWorkload, namespace: string): Workload {
+  const workload: Workload = {
+    kind: w.kind,
+    name: w.metadata?.name ?? '',
+    namespace: w.metadata?.namespace ?? namespace,
+    replicas: { desired: w.desired, ready: w.ready },
+    containers: (w.containers ?? []).map((c) => ({
+      name: c.name,
+      ports: (c.ports ?? []).map((p) => {
+        // The API server admits only these three protocols and defaults to TCP.
+        const protocol = (p.protocol ?? 'TCP') as PortProtocol;
+        return p.name !== undefined && p.name !== ''
+          ? { name: p.name, port: p.containerPort, protocol }
+          : { port: p.containerPort, protocol };
+      }),
+    })),
+    state:
+      w.desired === 0 ? 'scaled to zero' : w.ready < w.desired ? 'not ready' : 'ready to engage',
+  };
+  const raw = w.metadata?.annotations?.[ENGAGEMENT_ANNOTATION];
+  if (raw !== undefined) {
+    const parsed = parseEngagement(raw);
+    if (parsed.ok) {
+      workload.engagedBy = parsed.engagement;
+      workload.state = 'engaged';
+    } else {
+      workload.engagementError = parsed.reason;
+    }
+  }
+  return workload;
+}
+
+async function requireNamespace(
+  kc: KubeConfig,
+  target: KubeTarget,
+  namespace: string,
+  timeoutMs: number,
+): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  try {
+    await withTimeout(core.readNamespace({ name: namespace }), timeoutMs);
+  } catch (err) {
+    const status = err instanceof ApiException ? err.code : undefined;
+    if (status === 404) {
+      throw new TpError(
+        'usage',
+        `There is no namespace "${namespace}" in context "${target.context}".`,
+        {
+          code: 'NAMESPACE_NOT_FOUND',
+          fix: 'Pass an existing namespace with --namespace; `kubectl get namespaces` lists them.',
+          cause: err,
+        },
+      );
+    }
+    // Users confined to their namespaces may not read Namespace objects; an empty list is
+    // then the best answer there is.
+    if (status === 403) return;
+    throw clusterError(err, target);
+  }
+}
+
+function listError(err: unknown, target: KubeTarget, resource: string, namespace: string): TpError {
+  if (err instanceof ApiException && err.code === 403) {
+    const detail = statusMessage(err);
+    return new TpError(
+      'config',
+      `The API server of context "${target.context}" forbids listing ${resource} in namespace "${namespace}"${detail === undefined ? '' : `: ${detail}`}.`,
+      {
+        code: 'CLUSTER_FORBIDDEN',
+        fix: `Ask for a Role that allows list on deployments, statefulsets, replicasets and daemonsets (apps) in "${namespace}"; \`kubectl auth can-i list ${resource} -n ${namespace}\` must say yes.`,
+        cause: err,
+      },
+    );
+  }
+  return clusterError(err, target);
+}

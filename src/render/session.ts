@@ -1,0 +1,76 @@
+/** Text renderings of sessions for connect, status and quit. */
+import type { ConnectResult } from '../session/connect.js';
+import type { SessionStatus, SessionSummary } from '../session/status.js';
+import { alignRows } from '../cli/format.js';
+
+export function renderConnect(r: ConnectResult): string {
+  const head = r.created
+    ? `Connected to context ${r.context} (${r.server}), namespace ${r.namespace}.`
+    : `Already connected to context ${r.context} (${r.server}), namespace ${r.namespace}; nothing changed.`;
+  return [
+    head,
+    alignRows([
+      ['  daemon', r.name],
+      ['  routes', r.routes.join(', ')],
+      [
+        '  dns',
+        r.status.dns.enabled
+          ? `cluster names in ${r.namespace} first, then the previous resolver`
+          : 'off',
+      ],
+    ]),
+    `Run containers in the cluster's network with: docker run --network container:${r.name} IMAGE`,
+  ].join('\n');
+}
+
+export function renderStatus(
+  s: SessionSummary,
+  status: SessionStatus | undefined,
+  error?: string,
+): string {
+  if (!s.running) {
+    const exit = s.exit;
+    return [
+      `Session ${s.name}: the daemon container is not running${exit === undefined ? '' : ` (exit code ${exit.code}${exit.oomKilled ? ', killed for memory' : ''}, at ${exit.finishedAt})`}.`,
+      'Run `tp quit` to clean it up, then `tp connect --docker` again.',
+    ].join('\n');
+  }
+  if (status === undefined) {
+    return `Session ${s.name}: the daemon container runs but does not answer (${error ?? 'no control API'}).`;
+  }
+  const t = status.tunnel;
+  const rows: [string, string][] = [
+    ['Daemon', `${s.name} (running since ${status.startedAt})`],
+    ['Cluster', `context ${status.context}, server ${status.server}`],
+    ['Namespace', status.namespace],
+    [
+      'Routes',
+      `${status.routes.join(', ')} (pods from ${status.subnetSources.pods}, services from ${status.subnetSources.services})`,
+    ],
+  ];
+  if (status.neverProxy.length > 0) rows.push(['Never proxied', status.neverProxy.join(', ')]);
+  rows.push([
+    'DNS',
+    status.dns.enabled
+      ? `127.0.0.1 in the daemon's namespace; search ${status.dns.search.join(' ')}; other names to ${status.dns.upstream.join(', ') || '(none)'}`
+      : 'off',
+  ]);
+  rows.push([
+    'Manager',
+    `${status.manager.namespace}/${status.manager.pod ?? '?'} (version ${status.manager.version})`,
+  ]);
+  rows.push([
+    'Tunnel',
+    `${t.state} since ${t.since}; ${t.dials} flows, ${t.failedDials} not connected, ${t.reconnects} reconnects${t.lastError === undefined ? '' : `; last error: ${t.lastError}`}`,
+  ]);
+  rows.push(['Engagements', 'none']);
+  const recent = t.events
+    .filter((e) => e.state !== 'ready' || e.message !== 'connected to tp-manager')
+    .slice(-5);
+  const lines = [alignRows(rows)];
+  if (recent.length > 0) {
+    lines.push('Recent tunnel events:');
+    for (const e of recent) lines.push(`  ${e.time}  ${e.state}  ${e.message}`);
+  }
+  return lines.join('\n');
+}

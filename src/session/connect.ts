@@ -1,0 +1,224 @@
+/**
+ * `tp connect --docker`: everything checked before anything is created (bad input changes
+ * nothing), then the images, tp-manager in the cluster, and the daemon container; returns
+ * once the daemon's session is up.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Progress } from '../cli/progress.js';
+import type { DockerEngine } from '../docker/engine.js';
+import { inspectContainer, networkSubnets, type ContainerDetails } from '../docker/inspect.js';
+import {
+  CONTROL_PORT,
+  SESSION_CONFIG_PATH,
+  SESSION_SECRET_PATH,
+  type SessionConfig,
+} from '../daemon/session-config.js';
+import { DAEMON_KUBECONFIG_PATH, daemonKubeconfig } from '../k8s/daemon-kubeconfig.js';
+import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
+import { serverVersion } from '../k8s/cluster.js';
+import { MANAGER_PORT, ManagerClient } from '../k8s/manager.js';
+import { requireNamespace } from '../k8s/namespaces.js';
+import { applyProxyFlags, checkCollisions, discoverSubnets } from '../k8s/subnets.js';
+import { TpError } from '../lib/errors.js';
+import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
+import { clientVersion } from '../lib/package-info.js';
+import { agentImage, daemonImage } from './images.js';
+import {
+  LABEL_CONTEXT,
+  LABEL_NAMESPACE,
+  defaultSessionName,
+  validateSessionName,
+} from './naming.js';
+import type { TpSettings } from './config.js';
+import { readSessionStatus, waitForSession, type SessionStatus } from './status.js';
+
+export interface ConnectOptions {
+  kube: KubeSelection;
+  namespace?: string;
+  name?: string;
+  alsoProxy: string[];
+  neverProxy: string[];
+  settings: TpSettings;
+}
+
+export interface ConnectResult {
+  /** False when a session with this name was already running: connect changed nothing. */
+  created: boolean;
+  name: string;
+  container: string;
+  context: string;
+  namespace: string;
+  server: string;
+  routes: string[];
+  status: SessionStatus;
+}
+
+const DAEMON_NETWORK = 'bridge';
+
+export async function connectDocker(
+  engine: DockerEngine,
+  opts: ConnectOptions,
+  progress: Progress,
+): Promise<ConnectResult> {
+  const { kc, target } = loadKubeConfig(opts.kube);
+  const namespace = opts.namespace ?? target.namespace;
+  const name = opts.name ?? defaultSessionName(target.context, namespace);
+  const badName = validateSessionName(name);
+  if (badName !== undefined) {
+    throw new TpError('usage', `--name ${name}: ${badName}.`, {
+      code: 'SESSION_NAME_INVALID',
+      fix: 'Pick another --name.',
+    });
+  }
+  // Parses the CIDR flags now, so a typo fails before anything talks to Docker or the cluster.
+  applyProxyFlags({ pods: [], services: [] }, opts.alsoProxy, opts.neverProxy);
+
+  const existing = await inspectContainer(engine, name);
+  if (existing !== undefined) {
+    const reused = await reuse(engine, existing, target.context, namespace);
+    if (reused !== undefined) return reused;
+  }
+
+  const check = progress.step(`Checking context ${target.context}`);
+  let plan;
+  let kubeconfig;
+  try {
+    await engine.version();
+    await serverVersion(kc, target);
+    kubeconfig = daemonKubeconfig(kc, target);
+    await requireNamespace(kc, target, namespace);
+    const subnets = await discoverSubnets(kc, target);
+    plan = applyProxyFlags(subnets, opts.alsoProxy, opts.neverProxy);
+    const own = (await networkSubnets(engine, DAEMON_NETWORK)).map((cidr) => ({
+      name: `Docker network ${DAEMON_NETWORK}`,
+      cidr,
+    }));
+    checkCollisions(plan.routed, own);
+    check.succeed(`${target.server}, namespace ${namespace}`);
+    plan = { ...plan, subnets };
+  } catch (err) {
+    check.fail();
+    throw err;
+  }
+
+  const image = await daemonImage(engine, opts.settings, progress);
+  const agent = await agentImage(engine, opts.settings, progress);
+  const manager = new ManagerClient(kc, target);
+  const managerNs = opts.settings.managerNamespace;
+  const current = await manager.state(managerNs);
+  if (current?.ready !== true || current.image !== agent.ref) {
+    await agent.publish();
+    const step = progress.step(`Installing tp-manager in ${managerNs}`);
+    try {
+      await manager.install(
+        { namespace: managerNs, image: agent.ref, version: clientVersion() },
+        (msg) => {
+          step.update(msg);
+        },
+      );
+      step.succeed();
+    } catch (err) {
+      step.fail();
+      throw err;
+    }
+  }
+
+  if (existing !== undefined) await engine.removeContainer(existing.id);
+  const secret = randomBytes(32).toString('hex');
+  const config: SessionConfig = {
+    name,
+    context: target.context,
+    namespace,
+    server: target.server,
+    managerNamespace: opts.settings.managerNamespace,
+    managerPort: MANAGER_PORT,
+    routes: plan.routed,
+    neverProxy: plan.neverProxy,
+    subnetSources: { pods: plan.subnets.podsFrom, services: plan.subnets.servicesFrom },
+    tunnelPoolSize: 4,
+    controlPort: CONTROL_PORT,
+  };
+  const start = progress.step(`Starting daemon container ${name}`);
+  try {
+    const daemon = await engine.startContainer({
+      image,
+      name,
+      labels: tpLabels(clientVersion(), 'daemon', {
+        [LABEL_SESSION]: name,
+        [LABEL_CONTEXT]: target.context,
+        [LABEL_NAMESPACE]: namespace,
+      }),
+      capAdd: ['NET_ADMIN'],
+      devices: ['/dev/net/tun'],
+      networkMode: DAEMON_NETWORK,
+      publishLoopback: [CONTROL_PORT],
+      extraHosts: ['host.docker.internal:host-gateway'],
+      files: [
+        { path: SESSION_CONFIG_PATH, content: JSON.stringify(config) },
+        { path: SESSION_SECRET_PATH, content: secret },
+        { path: DAEMON_KUBECONFIG_PATH, content: kubeconfig.text },
+      ],
+    });
+    start.update('waiting for the tunnel, routes and DNS');
+    const status = await waitForSession(engine, daemon.id, 60_000);
+    start.succeed();
+    return {
+      created: true,
+      name,
+      container: daemon.id,
+      context: target.context,
+      namespace,
+      server: target.server,
+      routes: plan.routed,
+      status,
+    };
+  } catch (err) {
+    start.fail();
+    throw err;
+  }
+}
+
+/** A running session with this name is reported as it is; a dead one is replaced. */
+async function reuse(
+  engine: DockerEngine,
+  existing: ContainerDetails,
+  context: string,
+  namespace: string,
+): Promise<ConnectResult | undefined> {
+  if (existing.labels['tp.managed'] !== 'true') {
+    throw new TpError(
+      'state',
+      `A container named ${existing.name} exists and was not created by tp.`,
+      {
+        code: 'SESSION_NAME_TAKEN',
+        fix: 'Remove or rename that container, or pick another --name.',
+      },
+    );
+  }
+  if (!existing.running) return undefined;
+  if (
+    existing.labels[LABEL_CONTEXT] !== context ||
+    existing.labels[LABEL_NAMESPACE] !== namespace
+  ) {
+    throw new TpError(
+      'state',
+      `Session ${existing.name} is connected to ${existing.labels[LABEL_CONTEXT] ?? '?'}/${existing.labels[LABEL_NAMESPACE] ?? '?'}, not ${context}/${namespace}.`,
+      {
+        code: 'SESSION_CONFLICT',
+        fix: `Run \`tp quit --name ${existing.name}\` first, or pick another --name.`,
+      },
+    );
+  }
+  const status = await readSessionStatus(engine, existing).catch(() => undefined);
+  if (status === undefined) return undefined;
+  return {
+    created: false,
+    name: existing.name,
+    container: existing.id,
+    context,
+    namespace,
+    server: status.server,
+    routes: status.routes,
+    status,
+  };
+}

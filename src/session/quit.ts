@@ -1,0 +1,62 @@
+/** `tp quit` and `tp uninstall`: remove exactly what connect created, and nothing else. */
+import type { DockerEngine } from '../docker/engine.js';
+import type { LabelledResources } from '../docker/engine.js';
+import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
+import { ManagerClient } from '../k8s/manager.js';
+import { LABEL_SESSION } from '../lib/labels.js';
+import { ControlClient } from './control-client.js';
+import { listSessions, pickSession } from './status.js';
+
+export interface QuitResult {
+  session?: string;
+  /** The Docker containers, networks and volumes removed. */
+  removed: string[];
+}
+
+function names(r: LabelledResources): string[] {
+  return [
+    ...r.containers.map((c) => `container ${c.name}`),
+    ...r.networks.map((n) => `network ${n.name}`),
+    ...r.volumes.map((v) => `volume ${v.name}`),
+  ];
+}
+
+/** Ends one session; not being connected is not an error (there is nothing to do). */
+export async function quitSession(
+  engine: DockerEngine,
+  name: string | undefined,
+): Promise<QuitResult> {
+  const daemon = await pickSession(engine, name);
+  if (daemon === undefined) return { removed: [] };
+  const session = daemon.labels[LABEL_SESSION] ?? daemon.name;
+  if (daemon.running) {
+    // The daemon puts resolv.conf back and stops its stack; the container goes either way.
+    const client = await ControlClient.for(engine, daemon).catch(() => undefined);
+    await client?.post('/v1/quit', 3000).catch(() => undefined);
+  }
+  const removed = await engine.removeLabelled({ [LABEL_SESSION]: session });
+  return { session, removed: names(removed) };
+}
+
+export interface UninstallResult {
+  sessions: string[];
+  docker: string[];
+  cluster: string[];
+}
+
+/** Ends every session and removes tp-manager from the cluster of the chosen context. */
+export async function uninstall(
+  engine: DockerEngine,
+  kube: KubeSelection,
+  managerNamespace: string,
+): Promise<UninstallResult> {
+  const { kc, target } = loadKubeConfig(kube);
+  const result: UninstallResult = { sessions: [], docker: [], cluster: [] };
+  for (const s of await listSessions(engine)) {
+    const q = await quitSession(engine, s.labels[LABEL_SESSION]);
+    if (q.session !== undefined) result.sessions.push(q.session);
+    result.docker.push(...q.removed);
+  }
+  result.cluster = await new ManagerClient(kc, target).uninstall(managerNamespace);
+  return result;
+}

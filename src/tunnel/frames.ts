@@ -1,0 +1,179 @@
+/**
+ * Frames inside a tunnel stream. A port-forward stream is a plain byte pipe that can only be
+ * closed as a whole (the v4 WebSocket protocol has no half-close), so the flow's own FIN and
+ * RST travel in-band: [type u8][length u32be][payload]. A UDP datagram is one DATA frame.
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+
+export const FrameType = { data: 0, fin: 1, rst: 2 } as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+const HEADER = 5;
+/** Writers split larger chunks, so a reader never buffers more than this per frame. */
+export const MAX_FRAME = 256 * 1024;
+
+export function encodeFrame(type: FrameType, payload?: Buffer): Buffer {
+  const len = payload?.length ?? 0;
+  const out = Buffer.allocUnsafe(HEADER + len);
+  out.writeUInt8(type, 0);
+  out.writeUInt32BE(len, 1);
+  if (payload !== undefined) payload.copy(out, HEADER);
+  return out;
+}
+
+/** Parses frames from a byte stream, whatever the chunking. */
+export class FrameParser {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onFrame: (type: number, payload: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (buf.length >= HEADER) {
+      const len = buf.readUInt32BE(1);
+      if (len > MAX_FRAME) throw new Error(`frame of ${len} bytes`);
+      if (buf.length < HEADER + len) break;
+      const type = buf.readUInt8(0);
+      const payload = buf.subarray(HEADER, HEADER + len);
+      buf = buf.subarray(HEADER + len);
+      this.onFrame(type, payload);
+    }
+    this.pending = buf;
+  }
+}
+
+export type SpliceEnd = 'closed' | 'reset' | 'tunnel-lost';
+
+/** A plain endpoint: a TCP socket on the manager's side, the netstack's unix socket on ours. */
+export interface PlainEnd extends Duplex {
+  resetAndDestroy?: () => unknown;
+}
+
+function reset(plain: PlainEnd): void {
+  // Only a TCP socket can send a RST; a unix socket just closes.
+  if (typeof plain.resetAndDestroy === 'function' && !plain.destroyed) {
+    try {
+      plain.resetAndDestroy();
+      return;
+    } catch {
+      // not a TCP socket after all
+    }
+  }
+  plain.destroy();
+}
+
+/**
+ * Relays a byte stream through a tunnel stream until both directions have finished. A clean
+ * end on one side is a FIN frame and a half-close on the other; an error on the plain side
+ * is a RST frame; the tunnel stream dying resets the plain side.
+ */
+export function spliceStream(plain: PlainEnd, tunnel: Duplex): Promise<SpliceEnd> {
+  return new Promise((resolve) => {
+    let sentFin = false;
+    let gotFin = false;
+    let done = false;
+    const finish = (how: SpliceEnd): void => {
+      if (done) return;
+      done = true;
+      if (how === 'closed') {
+        tunnel.end();
+      } else {
+        if (how === 'reset' && tunnel.writable) tunnel.end(encodeFrame(FrameType.rst));
+        else tunnel.destroy();
+        reset(plain);
+      }
+      resolve(how);
+    };
+    const maybeClosed = (): void => {
+      if (sentFin && gotFin) finish('closed');
+    };
+
+    const parser = new FrameParser((type, payload) => {
+      if (type === FrameType.data) {
+        if (!plain.write(payload)) {
+          tunnel.pause();
+          plain.once('drain', () => tunnel.resume());
+        }
+      } else if (type === FrameType.fin) {
+        gotFin = true;
+        plain.end(maybeClosed);
+      } else {
+        finish('reset');
+      }
+    });
+    tunnel.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        finish('tunnel-lost');
+      }
+    });
+    tunnel.once('close', () => {
+      finish(sentFin && gotFin ? 'closed' : 'tunnel-lost');
+    });
+    tunnel.on('error', () => {
+      finish('tunnel-lost');
+    });
+
+    plain.on('data', (chunk: Buffer) => {
+      for (let off = 0; off < chunk.length; off += MAX_FRAME) {
+        const part = chunk.subarray(off, off + MAX_FRAME);
+        if (!tunnel.write(encodeFrame(FrameType.data, part))) {
+          plain.pause();
+          tunnel.once('drain', () => plain.resume());
+        }
+      }
+    });
+    plain.once('end', () => {
+      sentFin = true;
+      if (tunnel.writable) tunnel.write(encodeFrame(FrameType.fin));
+      maybeClosed();
+    });
+    plain.on('error', () => {
+      finish('reset');
+    });
+    plain.once('close', () => {
+      if (!(sentFin && gotFin)) finish('reset');
+    });
+  });
+}
+
+/** Datagrams both ways through a tunnel stream, one DATA frame each. */
+export class DatagramTunnel extends EventEmitter<{ datagram: [Buffer]; close: [] }> {
+  private closed = false;
+
+  constructor(private readonly tunnel: Duplex) {
+    super();
+    const parser = new FrameParser((type, payload) => {
+      if (type === FrameType.data) this.emit('datagram', payload);
+      else this.close();
+    });
+    tunnel.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        this.close();
+      }
+    });
+    tunnel.once('close', () => {
+      this.close();
+    });
+    tunnel.on('error', () => {
+      this.close();
+    });
+  }
+
+  send(payload: Buffer): boolean {
+    if (this.closed) return false;
+    return this.tunnel.write(encodeFrame(FrameType.data, payload));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.tunnel.writable) this.tunnel.end(encodeFrame(FrameType.fin));
+    else this.tunnel.destroy();
+    this.emit('close');
+  }
+}
