@@ -33,6 +33,11 @@ NODE_NAME=tp-lab
 DOCKER_GW=${DOCKER_BIP%/*}
 DOCKER_RANGE=198.19.0.0/16
 K8S_RANGE=198.18.0.0/16
+# The lab resolver (lab/steps/dns), Docker containers' nameserver. It forwards nothing: it
+# answers the lab-only zone with one address and refuses every other name.
+LAB_DNS_ADDR=$DOCKER_GW
+LAB_DNS_ZONE=tp-lab.test
+LAB_DNS_ANSWER=$NODE_IP
 
 # shellcheck source=lab/k8s/versions
 source "$LAB_DIR/k8s/versions"
@@ -108,6 +113,36 @@ write_conf() {
 
 engine_answers() { docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
 registry_answers() { curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
+
+# Asks the lab resolver for NAME's A record over UDP, with bash's /dev/udp (there is no dig
+# here), and prints the address it answers or its response code; fails when nothing answers
+# within 2 s.
+lab_dns_query() {
+  local name=$1 q label fd reply rcode
+  local -a labels bytes
+  q='\x74\x70\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00'   # id "tp", RD, one question
+  IFS=. read -ra labels <<<"$name"
+  for label in "${labels[@]}"; do q+=$(printf '\\x%02x' "${#label}")$label; done
+  q+='\x00\x00\x01\x00\x01'                                   # root, type A, class IN
+  exec {fd}<>"/dev/udp/$LAB_DNS_ADDR/53" || return 1
+  printf '%b' "$q" >&"$fd"
+  reply=$(timeout 2 dd bs=512 count=1 status=none <&"$fd" | od -An -v -tu1) || true
+  exec {fd}>&-
+  read -d '' -ra bytes <<<"$reply" || true
+  [ ${#bytes[@]} -ge 12 ] || { echo "no answer from $LAB_DNS_ADDR:53"; return 1; }
+  rcode=$((bytes[3] & 15))
+  case $rcode in
+    0) if [ $((bytes[6] * 256 + bytes[7])) -gt 0 ]; then
+         # One A record for a name with no alias: its address is the last four bytes.
+         local n=${#bytes[@]}
+         echo "${bytes[n-4]}.${bytes[n-3]}.${bytes[n-2]}.${bytes[n-1]}"
+       else echo NODATA; fi ;;
+    2) echo SERVFAIL ;; 3) echo NXDOMAIN ;; 5) echo REFUSED ;; *) echo "rcode $rcode" ;;
+  esac
+}
+
+# True when the lab resolver answers its zone as it should.
+lab_dns_answers() { [ "$(lab_dns_query "probe.$LAB_DNS_ZONE")" = "$LAB_DNS_ANSWER" ]; }
 
 # True when the registry holds a manifest for repo:tag.
 registry_has() {

@@ -22,9 +22,10 @@ import { applyProxyFlags, checkCollisions, discoverSubnets } from '../k8s/subnet
 import { TpError } from '../lib/errors.js';
 import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
 import { clientVersion } from '../lib/package-info.js';
-import { agentImage, daemonImage } from './images.js';
+import { agentImage, checkImageSettings, daemonImage } from './images.js';
 import {
   LABEL_CONTEXT,
+  LABEL_MANAGER_NAMESPACE,
   LABEL_NAMESPACE,
   defaultSessionName,
   validateSessionName,
@@ -72,6 +73,7 @@ export async function connectDocker(
   }
   // Parses the CIDR flags now, so a typo fails before anything talks to Docker or the cluster.
   applyProxyFlags({ pods: [], services: [] }, opts.alsoProxy, opts.neverProxy);
+  checkImageSettings(opts.settings);
 
   const existing = await inspectContainer(engine, name);
   if (existing !== undefined) {
@@ -83,9 +85,10 @@ export async function connectDocker(
   let plan;
   let kubeconfig;
   try {
+    // The daemon's kubeconfig first: an exec-credential user fails here, before any request.
+    kubeconfig = daemonKubeconfig(kc, target);
     await engine.version();
     await serverVersion(kc, target);
-    kubeconfig = daemonKubeconfig(kc, target);
     await requireNamespace(kc, target, namespace);
     const subnets = await discoverSubnets(kc, target);
     plan = applyProxyFlags(subnets, opts.alsoProxy, opts.neverProxy);
@@ -147,6 +150,7 @@ export async function connectDocker(
         [LABEL_SESSION]: name,
         [LABEL_CONTEXT]: target.context,
         [LABEL_NAMESPACE]: namespace,
+        [LABEL_MANAGER_NAMESPACE]: opts.settings.managerNamespace,
       }),
       capAdd: ['NET_ADMIN'],
       devices: ['/dev/net/tun'],

@@ -38,16 +38,7 @@ export async function agentImage(
 ): Promise<AgentImage> {
   const configured = settings.agentImage;
   if (configured !== undefined) return { ref: configured, publish: () => Promise.resolve() };
-  if (settings.registry === undefined) {
-    throw new TpError(
-      'config',
-      'tp does not know where to put its agent image so that the cluster can pull it.',
-      {
-        code: 'REGISTRY_UNSET',
-        fix: 'Set TP_REGISTRY to a registry your cluster pulls from (the lab: TP_REGISTRY=127.0.0.1:5000), or TP_AGENT_IMAGE to a published tp-agent image.',
-      },
-    );
-  }
+  if (settings.registry === undefined) throw registryUnset();
   const built = await ensureImage(engine, 'agent', progress);
   const ref = `${settings.registry}/tp-agent:${clientVersion()}-${built.contextHash.slice(0, 12)}`;
   return {
@@ -65,4 +56,20 @@ export async function agentImage(
       step.succeed();
     },
   };
+}
+
+function registryUnset(): TpError {
+  return new TpError(
+    'config',
+    'tp does not know where to put its agent image so that the cluster can pull it.',
+    {
+      code: 'REGISTRY_UNSET',
+      fix: 'Set TP_REGISTRY to a registry your cluster pulls from (the lab: TP_REGISTRY=127.0.0.1:5000), or TP_AGENT_IMAGE to a published tp-agent image.',
+    },
+  );
+}
+
+/** Fails before anything is built or created when the agent image could not reach the cluster. */
+export function checkImageSettings(settings: TpSettings): void {
+  if (settings.agentImage === undefined && settings.registry === undefined) throw registryUnset();
 }

@@ -2,6 +2,7 @@ import { LABEL_SESSION } from '../lib/labels.js';
 
 export const LABEL_CONTEXT = 'tp.context';
 export const LABEL_NAMESPACE = 'tp.namespace';
+export const LABEL_MANAGER_NAMESPACE = 'tp.manager-namespace';
 export { LABEL_SESSION };
 
 /** The daemon container's default name: tp-<context>-<namespace>, as Docker allows names. */

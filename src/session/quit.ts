@@ -5,6 +5,7 @@ import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
 import { ManagerClient } from '../k8s/manager.js';
 import { LABEL_SESSION } from '../lib/labels.js';
 import { ControlClient } from './control-client.js';
+import { LABEL_CONTEXT, LABEL_MANAGER_NAMESPACE } from './naming.js';
 import { listSessions, pickSession } from './status.js';
 
 export interface QuitResult {
@@ -44,7 +45,10 @@ export interface UninstallResult {
   cluster: string[];
 }
 
-/** Ends every session and removes tp-manager from the cluster of the chosen context. */
+/**
+ * Removes tp-manager from the cluster of the chosen context, after ending the sessions that
+ * use it (sessions of other clusters or managers are left alone).
+ */
 export async function uninstall(
   engine: DockerEngine,
   kube: KubeSelection,
@@ -52,7 +56,12 @@ export async function uninstall(
 ): Promise<UninstallResult> {
   const { kc, target } = loadKubeConfig(kube);
   const result: UninstallResult = { sessions: [], docker: [], cluster: [] };
-  for (const s of await listSessions(engine)) {
+  const users = (await listSessions(engine)).filter(
+    (s) =>
+      s.labels[LABEL_CONTEXT] === target.context &&
+      s.labels[LABEL_MANAGER_NAMESPACE] === managerNamespace,
+  );
+  for (const s of users) {
     const q = await quitSession(engine, s.labels[LABEL_SESSION]);
     if (q.session !== undefined) result.sessions.push(q.session);
     result.docker.push(...q.removed);

@@ -66,6 +66,15 @@ func statsJSON(h int64) (string, error) {
 	return string(b), err
 }
 
+// resetFlow aborts one flow of the instance: true if it was open and is now reset.
+func resetFlow(h int64, id uint64) (bool, error) {
+	inst, err := lookup(h)
+	if err != nil {
+		return false, err
+	}
+	return inst.ResetFlow(id), nil
+}
+
 // stop removes the handle first, so that concurrent calls see it unknown at once, and then
 // tears the instance down. Unknown handles are ignored.
 func stop(h int64) {

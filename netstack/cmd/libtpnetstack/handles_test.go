@@ -33,6 +33,9 @@ func TestUnknownHandle(t *testing.T) {
 	if err := removeRoute(12345, "198.18.0.0/24"); err == nil {
 		t.Fatal("removeRoute for unknown handle")
 	}
+	if _, err := resetFlow(12345, 1); err == nil {
+		t.Fatal("resetFlow for unknown handle")
+	}
 }
 
 func TestStartStopIdempotent(t *testing.T) {
@@ -75,6 +78,9 @@ func TestStartStopIdempotent(t *testing.T) {
 	if r := fmt.Sprint(m["routes"]); r != "[198.18.140.0/24 198.18.141.0/24]" {
 		t.Fatalf("routes %s", r)
 	}
+	if found, err := resetFlow(h, 1<<63+1); found || err != nil {
+		t.Fatalf("resetFlow for an unknown flow: %v %v", found, err)
+	}
 
 	// A second instance with the same TUN name cannot start while the first runs.
 	if h2, err := start(cfg); err == nil {
@@ -89,6 +95,9 @@ func TestStartStopIdempotent(t *testing.T) {
 	}
 	if _, err := statsJSON(h); err == nil {
 		t.Fatal("stats after stop")
+	}
+	if _, err := resetFlow(h, 1); err == nil {
+		t.Fatal("resetFlow after stop")
 	}
 	// The name is free again.
 	h3, err := start(cfg)

@@ -1,18 +1,22 @@
 package main
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
 	"tp.invalid/netstack/internal/tun"
 )
 
-// Repeated start/use/stop must not leak goroutines (the library lives as long as Node).
+// Repeated start/use/reset/stop must not leak goroutines (the library lives as long as Node).
 func TestStopLeavesNoGoroutines(t *testing.T) {
 	name := fmt.Sprintf("tpl%d", os.Getpid()%100000)
 	if err := tun.Probe(name); err != nil {
@@ -24,6 +28,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	tcpIDs := make(chan uint64, 10)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -32,7 +37,10 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			}
 			go func() { // accept everything and hold it open until the library closes it
 				b := make([]byte, 52)
-				if _, err := c.Read(b); err == nil {
+				if _, err := io.ReadFull(c, b); err == nil {
+					if b[5] == 6 {
+						tcpIDs <- binary.BigEndian.Uint64(b[44:])
+					}
 					c.Write([]byte{0})
 				}
 				for {
@@ -45,15 +53,38 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		}
 	}()
 	cfg := fmt.Sprintf(`{"tunName":%q,"routes":["198.18.170.0/24"],"socketPath":%q}`, name, sock)
+	nextID := func() uint64 {
+		select {
+		case id := <-tcpIDs:
+			return id
+		case <-time.After(2 * time.Second):
+			t.Fatal("no TCP flow reached the listener")
+			return 0
+		}
+	}
 	run := func() {
 		h, err := start(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// One TCP flow reset by its id, one left open for stop.
+		r, err := net.DialTimeout("tcp", "198.18.170.1:80", 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found, err := resetFlow(h, nextID()); !found || err != nil {
+			t.Fatalf("resetFlow: %v %v", found, err)
+		}
+		r.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := r.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("read after resetFlow: %v", err)
+		}
+		r.Close()
 		c, err := net.DialTimeout("tcp", "198.18.170.1:80", 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
+		nextID()
 		u, _ := net.Dial("udp", "198.18.170.1:53")
 		u.Write([]byte("x"))
 		time.Sleep(50 * time.Millisecond)

@@ -113,6 +113,25 @@ func TpStats(h C.longlong, out *C.char, n C.int) C.int {
 	return 0
 }
 
+// TpResetFlow aborts the flow with this id (the flowId of its header): an open TCP flow
+// gets a RST towards the client (ECONNRESET rather than the EOF a closed unix connection
+// means) and its unix connection is closed; a UDP flow is closed. It returns 0 if the flow
+// was open and is now reset, 1 if no such flow is open (unknown, already reset or ended),
+// and -1 for an unknown or stopped handle.
+//
+//export TpResetFlow
+func TpResetFlow(h C.longlong, flowID C.ulonglong) C.int {
+	found, err := resetFlow(int64(h), uint64(flowID))
+	switch {
+	case err != nil:
+		return -1
+	case found:
+		return 0
+	default:
+		return 1
+	}
+}
+
 // TpStop stops the instance: closes every flow, removes its routes, closes the TUN. It is
 // idempotent and returns 0, also for an unknown or already stopped handle.
 //

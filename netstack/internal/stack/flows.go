@@ -34,8 +34,8 @@ func toAddr(a tcpip.Address) netip.Addr {
 
 // flowOf describes a forwarder ID as a flow header. LocalAddress/LocalPort is what the
 // application connected to (the original destination); RemoteAddress/RemotePort is the
-// application's own end.
-func flowOf(proto uint8, id stack.TransportEndpointID) header.Flow {
+// application's own end. flowID is the id the flow was tracked under.
+func flowOf(proto uint8, id stack.TransportEndpointID, flowID uint64) header.Flow {
 	fam := header.Family6
 	if id.LocalAddress.Len() == 4 {
 		fam = header.Family4
@@ -45,7 +45,7 @@ func flowOf(proto uint8, id stack.TransportEndpointID) header.Flow {
 		Family: fam,
 		Src:    netip.AddrPortFrom(toAddr(id.RemoteAddress), id.RemotePort),
 		Dst:    netip.AddrPortFrom(toAddr(id.LocalAddress), id.LocalPort),
-		ID:     flowIDs.Add(1),
+		ID:     flowID,
 	}
 }
 
@@ -110,7 +110,7 @@ func (n *Netstack) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	defer n.untrack(fc)
 
-	fl := flowOf(header.ProtoTCP, id)
+	fl := flowOf(header.ProtoTCP, id, fc.id)
 	uc, verdict, err := n.offer(fl, fc)
 	if err != nil {
 		n.setErr("tcp %s: %v", fl, err)
@@ -183,19 +183,22 @@ func pump(dst io.Writer, src io.Reader, ctr *atomic.Int64) error {
 }
 
 // spliceTCP relays bytes both ways. A clean EOF on one side becomes a half-close on the
-// other (FIN to the client / shutdown(SHUT_WR) of the unix socket); any error aborts both
-// sides (RST to the client, close of the unix socket). Each direction is a plain
-// read-then-write loop, so a slow reader stalls its writer: no unbounded buffering.
+// other (FIN to the client / shutdown(SHUT_WR) of the unix socket); any error, Close or
+// ResetFlow aborts both sides (RST to the client, close of the unix socket). Each
+// direction is a plain read-then-write loop, so a slow reader stalls its writer: no
+// unbounded buffering.
 func (n *Netstack) spliceTCP(fl header.Flow, fc *flowCloser, gc *gonet.TCPConn, ep tcpip.Endpoint, uc *net.UnixConn) {
-	// abort is also registered for Close. Once both directions have finished cleanly it
-	// must no longer reset: our FIN and the tail of the data may still be unacknowledged,
-	// and the closed endpoint delivers them on its own.
+	// abort is also registered for Close and ResetFlow. Once both directions have finished
+	// cleanly it must no longer reset: our FIN and the tail of the data may still be
+	// unacknowledged, and the closed endpoint delivers them on its own. A flow that was
+	// aborted or finished is retired, so that a later ResetFlow reports it gone.
 	var finished atomic.Bool
 	abort := sync.OnceFunc(func() {
 		if !finished.Load() {
 			ep.Abort()
 		}
 		uc.Close()
+		fc.retire()
 	})
 	fc.add(abort)
 	done := make(chan struct{})
@@ -216,6 +219,7 @@ func (n *Netstack) spliceTCP(fl header.Flow, fc *flowCloser, gc *gonet.TCPConn, 
 	}
 	<-done
 	finished.Store(true)
+	fc.retire()
 	gc.Close()
 	uc.Close()
 }
@@ -255,7 +259,7 @@ func (n *Netstack) runUDP(fc *flowCloser, id stack.TransportEndpointID, ep tcpip
 	defer closeEP()
 	fc.add(closeEP)
 
-	fl := flowOf(header.ProtoUDP, id)
+	fl := flowOf(header.ProtoUDP, id, fc.id)
 	uc, verdict, err := n.offer(fl, fc)
 	if err != nil {
 		n.setErr("udp %s: %v", fl, err)
@@ -278,6 +282,7 @@ func (n *Netstack) runUDP(fc *flowCloser, id stack.TransportEndpointID, ep tcpip
 	stop := sync.OnceFunc(func() {
 		closeEP()
 		uc.Close()
+		fc.retire()
 	})
 	fc.add(stop)
 	defer stop()

@@ -237,6 +237,15 @@ func (i *Instance) Routes() []string {
 	return out
 }
 
+// ResetFlow aborts one flow by its id (see Netstack.ResetFlow); false if no such flow is
+// open or the instance has stopped.
+func (i *Instance) ResetFlow(id uint64) bool {
+	i.mu.Lock()
+	stopped := i.stopped
+	i.mu.Unlock()
+	return !stopped && i.ns != nil && i.ns.ResetFlow(id)
+}
+
 // InstanceStats is the JSON TpStats returns.
 type InstanceStats struct {
 	Stats

@@ -63,10 +63,12 @@ type Netstack struct {
 
 	mu      sync.Mutex
 	closing bool
-	flows   map[*flowCloser]struct{}
-	wg      sync.WaitGroup
-	closed  chan struct{}
-	once    sync.Once
+	// flows holds every flow from its first packet until its goroutine ends, pending or
+	// open, by flow id: Close tears them all down, ResetFlow one of them.
+	flows  map[uint64]*flowCloser
+	wg     sync.WaitGroup
+	closed chan struct{}
+	once   sync.Once
 }
 
 type counters struct {
@@ -112,7 +114,7 @@ func New(link stack.LinkEndpoint, cfg Config) (*Netstack, error) {
 	if cfg.MaxUDPFlows <= 0 {
 		cfg.MaxUDPFlows = DefaultMaxUDPFlows
 	}
-	n := &Netstack{cfg: cfg, flows: make(map[*flowCloser]struct{}), closed: make(chan struct{})}
+	n := &Netstack{cfg: cfg, flows: make(map[uint64]*flowCloser), closed: make(chan struct{})}
 	n.s = stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
@@ -216,9 +218,10 @@ func (n *Netstack) setErr(format string, args ...any) {
 	n.lastErr.Store(&s)
 }
 
-// flowCloser tears down one flow (pending or open) from Close. Closers added after the
-// flow was closed run at once.
+// flowCloser tears down one flow (pending or open) from Close or ResetFlow. Closers added
+// after the flow was torn down run at once.
 type flowCloser struct {
+	id      uint64 // the flow id in the header Node receives
 	mu      sync.Mutex
 	done    bool
 	closers []func()
@@ -235,11 +238,12 @@ func (f *flowCloser) add(fn func()) {
 	f.mu.Unlock()
 }
 
-func (f *flowCloser) closeAll() {
+// closeAll runs the closers once; false if the flow was already torn down or retired.
+func (f *flowCloser) closeAll() bool {
 	f.mu.Lock()
 	if f.done {
 		f.mu.Unlock()
-		return
+		return false
 	}
 	f.done = true
 	fns := f.closers
@@ -248,17 +252,28 @@ func (f *flowCloser) closeAll() {
 	for _, fn := range fns {
 		fn()
 	}
+	return true
 }
 
-// track registers a flow so Close can tear it down; false once the stack is closing.
+// retire marks a flow that ended on its own as done without running its closers: from now
+// on a reset finds nothing to abort. The caller has released the flow's resources itself.
+func (f *flowCloser) retire() {
+	f.mu.Lock()
+	f.done = true
+	f.closers = nil
+	f.mu.Unlock()
+}
+
+// track registers a new flow under a fresh flow id so that Close and ResetFlow can tear it
+// down; false once the stack is closing.
 func (n *Netstack) track() (*flowCloser, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closing {
 		return nil, false
 	}
-	f := &flowCloser{}
-	n.flows[f] = struct{}{}
+	f := &flowCloser{id: flowIDs.Add(1)}
+	n.flows[f.id] = f
 	n.wg.Add(1)
 	return f, true
 }
@@ -266,9 +281,21 @@ func (n *Netstack) track() (*flowCloser, bool) {
 func (n *Netstack) untrack(f *flowCloser) {
 	f.closeAll()
 	n.mu.Lock()
-	delete(n.flows, f)
+	delete(n.flows, f.id)
 	n.mu.Unlock()
 	n.wg.Done()
+}
+
+// ResetFlow aborts one flow by the id Node received in its header. An open TCP flow is
+// reset: a RST to the client (which reads ECONNRESET, not EOF) and the unix connection
+// closed; a TCP flow still waiting for its verdict is refused (RST). A UDP flow (which has
+// no reset) is closed, as after its idle timeout; the next datagram opens a new flow. It
+// returns false if no such flow is open: unknown, already reset, or ended on its own.
+func (n *Netstack) ResetFlow(id uint64) bool {
+	n.mu.Lock()
+	f := n.flows[id]
+	n.mu.Unlock()
+	return f != nil && f.closeAll()
 }
 
 // Close tears down every flow and the stack. The link endpoint is detached (for fdbased
@@ -279,7 +306,7 @@ func (n *Netstack) Close() {
 		n.mu.Lock()
 		n.closing = true
 		flows := make([]*flowCloser, 0, len(n.flows))
-		for f := range n.flows {
+		for _, f := range n.flows {
 			flows = append(flows, f)
 		}
 		n.mu.Unlock()
