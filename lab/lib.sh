@@ -126,7 +126,7 @@ lab_dns_query() {
   q+='\x00\x00\x01\x00\x01'                                   # root, type A, class IN
   exec {fd}<>"/dev/udp/$LAB_DNS_ADDR/53" || return 1
   printf '%b' "$q" >&"$fd"
-  reply=$(timeout 2 dd bs=512 count=1 status=none <&"$fd" | od -An -v -tu1) || true
+  reply=$(timeout 2 dd bs=512 count=1 status=none <&"$fd" 2>/dev/null | od -An -v -tu1) || true
   exec {fd}>&-
   read -d '' -ra bytes <<<"$reply" || true
   [ ${#bytes[@]} -ge 12 ] || { echo "no answer from $LAB_DNS_ADDR:53"; return 1; }

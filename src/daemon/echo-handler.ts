@@ -6,21 +6,42 @@ export interface EchoHandlerOptions {
   echo: ReadonlySet<number>;
   /** Ports whose flows are refused: a TCP RST at once. Every other port is unreachable. */
   refuse: ReadonlySet<number>;
+  /**
+   * Ports whose TCP flows echo their first chunk and are then reset with `resetFlow`, as when
+   * the daemon's tunnel dies mid-answer; UDP on them is echoed.
+   */
+  reset?: ReadonlySet<number>;
+  /** Resets a flow by its header's id (RunningNetstack.resetFlow); needed with `reset`. */
+  resetFlow?: (flowId: bigint) => void;
 }
 
 /**
- * A flow handler that needs no cluster: it echoes, refuses or calls unreachable by port. The
- * daemon's `selftest` mode runs it, so the network stack can be tested and benchmarked with
- * Docker alone.
+ * A flow handler that needs no cluster: it echoes, refuses, resets or calls unreachable by
+ * port. The daemon's `selftest` mode runs it, so the network stack can be tested and
+ * benchmarked with Docker alone.
  */
 export function echoHandler(opts: EchoHandlerOptions): FlowHandler {
+  const resets = opts.reset ?? new Set<number>();
+  const accepts = (port: number): boolean => opts.echo.has(port) || resets.has(port);
   const decide = <T>(port: number, accept: (flow: T) => void): Answer<T> =>
-    opts.echo.has(port) ? accept : opts.refuse.has(port) ? 'refused' : 'unreachable';
+    accepts(port) ? accept : opts.refuse.has(port) ? 'refused' : 'unreachable';
   return {
     tcp: (h) =>
       decide<Socket>(h.dst.port, (socket) => {
-        // pipe() ends the write side when the read side ends: half-close travels back.
-        socket.pipe(socket);
+        if (!resets.has(h.dst.port)) {
+          // pipe() ends the write side when the read side ends: half-close travels back.
+          socket.pipe(socket);
+          return;
+        }
+        // Everything that arrives is read, so closing this socket alone would reach the
+        // client as a clean end: only the reset tells it the answer is cut short.
+        let answered = false;
+        socket.on('data', (chunk: Buffer) => {
+          if (answered) return;
+          answered = true;
+          socket.write(chunk, () => opts.resetFlow?.(h.flowId));
+        });
+        socket.once('end', () => socket.destroy());
       }),
     udp: (h) =>
       decide<DatagramFlow>(h.dst.port, (flow) => {

@@ -32,6 +32,8 @@ if (mode === 'probe') {
       route: { type: 'string', multiple: true, default: ['198.18.0.0/16'] },
       echo: { type: 'string', default: '7,9000' },
       refuse: { type: 'string', default: '8' },
+      // TCP ports that echo the first chunk and then reset the flow (none by default).
+      reset: { type: 'string', default: '' },
       socket: { type: 'string', default: '/run/tp/flows.sock' },
       'udp-idle-ms': { type: 'string', default: '60000' },
       'loopback-echo': { type: 'string' },
@@ -51,6 +53,7 @@ if (mode === 'probe') {
       routes: values.route,
       echo: ports(values.echo),
       refuse: ports(values.refuse),
+      reset: ports(values.reset),
       socketPath: values.socket,
       udpIdleTimeoutMs: Number(values['udp-idle-ms']),
       mtu: Number(values.mtu),

@@ -10,6 +10,8 @@ export interface SelftestOptions {
   routes: string[];
   echo: number[];
   refuse: number[];
+  /** TCP ports whose flows echo their first chunk and are then reset (RST to the client). */
+  reset: number[];
   socketPath: string;
   udpIdleTimeoutMs: number;
   mtu: number;
@@ -28,9 +30,19 @@ export async function selftest(
   log: (o: object) => void,
 ): Promise<void> {
   mkdirSync(dirname(opts.socketPath), { recursive: true });
+  // The flow server listens before the stack starts (the stack dials it for every flow), so
+  // the reset reaches the stack through this late binding.
+  let resetFlow = (_flowId: bigint): boolean => false;
   const flows = await FlowServer.listen(
     opts.socketPath,
-    echoHandler({ echo: new Set(opts.echo), refuse: new Set(opts.refuse) }),
+    echoHandler({
+      echo: new Set(opts.echo),
+      refuse: new Set(opts.refuse),
+      reset: new Set(opts.reset),
+      resetFlow: (flowId) => {
+        log({ msg: 'flow reset', flowId: String(flowId), reset: resetFlow(flowId) });
+      },
+    }),
   );
   const stack = RunningNetstack.start(lib, {
     tunName: 'tp0',
@@ -39,9 +51,16 @@ export async function selftest(
     socketPath: opts.socketPath,
     udpIdleTimeoutMs: opts.udpIdleTimeoutMs,
   });
+  resetFlow = (flowId) => stack.resetFlow(flowId);
   const baseline = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
   if (opts.loopbackEcho !== undefined) baseline.listen(opts.loopbackEcho, '127.0.0.1');
-  log({ msg: 'selftest ready', routes: opts.routes, echo: opts.echo, refuse: opts.refuse });
+  log({
+    msg: 'selftest ready',
+    routes: opts.routes,
+    echo: opts.echo,
+    refuse: opts.refuse,
+    reset: opts.reset,
+  });
   const statsTimer = setInterval(() => {
     if (stack.running) log({ msg: 'stats', stack: stack.stats(), flows: flows.stats });
   }, 5000);

@@ -49,8 +49,17 @@ export interface NetstackLibrary {
   addRoute(handle: number, cidr: string): void;
   removeRoute(handle: number, cidr: string): void;
   stats(handle: number): StackStats;
+  /**
+   * Resets one flow by the `flowId` of its header: a TCP client gets a RST (`ECONNRESET`, not
+   * the EOF that closing the flow's socket means), a UDP flow is closed. False if no such flow
+   * is open (unknown, already reset or ended); throws for an unknown handle, and a RangeError
+   * for an id that is not a u64.
+   */
+  resetFlow(handle: number, flowId: bigint): boolean;
   stop(handle: number): void;
 }
+
+const maxFlowId = (1n << 64n) - 1n;
 
 const outLen = 4096;
 
@@ -85,6 +94,7 @@ export function loadNetstack(path: string = defaultLibraryPath): NetstackLibrary
   const addFn = bind('int TpAddRoute(long long h, const char *cidr, _Out_ char *err, int n)');
   const removeFn = bind('int TpRemoveRoute(long long h, const char *cidr, _Out_ char *err, int n)');
   const statsFn = bind('int TpStats(long long h, _Out_ char *out, int n)');
+  const resetFn = bind('int TpResetFlow(long long h, uint64_t flowId)');
   const stopFn = bind('int TpStop(long long h)');
 
   /** Runs a call that reports failure as a negative return and a message in its buffer. */
@@ -128,6 +138,14 @@ export function loadNetstack(path: string = defaultLibraryPath): NetstackLibrary
       }
       if (rc !== 0) throw new Error(`no netstack with handle ${h}`);
       return JSON.parse(cString(out)) as StackStats;
+    },
+    resetFlow: (h, flowId) => {
+      // koffi takes a BigInt for a 64-bit parameter but turns one out of range into an
+      // unspecified value: a wrong id must not reset some other flow.
+      if (flowId < 0n || flowId > maxFlowId) throw new RangeError(`flow id ${flowId} is not a u64`);
+      const rc = resetFn(h, flowId) as number;
+      if (rc < 0) throw new Error(`no netstack with handle ${h}`);
+      return rc === 0;
     },
     stop: (h) => {
       stopFn(h);

@@ -35,6 +35,16 @@ export class RunningNetstack implements AsyncDisposable {
     return this.lib.stats(this.live());
   }
 
+  /**
+   * Resets one flow by the `flowId` of its header, for when Node's side of it failed: a TCP
+   * client sees `ECONNRESET` instead of the clean end that closing the flow's socket would be,
+   * so it cannot take a truncated answer for a whole one. A UDP flow is closed. False if no such
+   * flow is open, or once the stack has stopped.
+   */
+  resetFlow(flowId: bigint): boolean {
+    return this.handle !== undefined && this.lib.resetFlow(this.handle, flowId);
+  }
+
   stop(): Promise<void> {
     if (this.handle !== undefined) {
       this.lib.stop(this.handle);

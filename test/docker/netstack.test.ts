@@ -30,7 +30,8 @@ interface Fixture {
 
 /**
  * Owns a daemon container running the network stack with the echo handler (echo on 7 and
- * 9000, refuse 8, anything else unreachable), with only NET_ADMIN and /dev/net/tun.
+ * 9000, refuse 8, reset 10 after its first chunk, anything else unreachable), with only
+ * NET_ADMIN and /dev/net/tun.
  */
 const withStack = test.macro(
   async (t: ExecutionContext, body: (t: ExecutionContext, f: Fixture) => Promise<void>) => {
@@ -49,6 +50,8 @@ const withStack = test.macro(
         '7,9000',
         '--refuse',
         '8',
+        '--reset',
+        '10',
         '--udp-idle-ms',
         '3000',
       ],
@@ -99,6 +102,17 @@ test('an unreachable destination fails fast instead of hanging', withStack, asyn
   t.true(['EHOSTUNREACH', 'ECONNREFUSED'].includes(r.code as string), String(r.code));
   t.true((r.ms as number) < 1000, `failed after ${String(r.ms)} ms`);
 });
+
+test(
+  'a flow the daemon resets by its id reaches the client as ECONNRESET, not as an end',
+  withStack,
+  async (t, { daemon, run }) => {
+    const r = await run(['tcp-reset', podAddr, '10', '1000']);
+    t.is(r.code, 'ECONNRESET', JSON.stringify(r));
+    // The id from the flow header crossed koffi intact: the library found the flow.
+    await daemon.waitForLog(/"msg":"flow reset","flowId":"\d+","reset":true/, 5000);
+  },
+);
 
 test('UDP datagrams to a routed address come back', withStack, async (t, { run }) => {
   t.like(await run(['udp-echo', svcAddr, '7', '20']), { sent: 20, received: 20 });
@@ -165,6 +179,7 @@ test('the bindings start the stack, add and remove routes, and stop it twice lea
     added: ['009612C6', '009712C6'],
     removed: ['009712C6'],
     stats: ['198.18.151.0/24'],
-    after: { routes: [], device: false, running: false },
+    unknownFlowReset: false,
+    after: { routes: [], device: false, running: false, reset: false },
   });
 });

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { TpError } from '../../src/lib/errors.js';
-import { loadNetstack } from '../../src/netstack/library.js';
+import { loadNetstack, type NetstackLibrary } from '../../src/netstack/library.js';
+import { RunningNetstack } from '../../src/netstack/stack.js';
 
 // The real Go library, built on the host by `npm run build:netstack` (pretest:unit), bound
 // with koffi. Calls that need a TUN device run in the docker tier.
@@ -42,4 +43,47 @@ test('stats on a handle that does not exist fail; stop on it is harmless', (t) =
     lib.stop(987654);
     lib.stop(987654);
   });
+});
+
+test('a flow reset on a handle that does not exist fails; an id that is not a u64 is refused before the call', (t) => {
+  const lib = loadNetstack(path);
+  // The largest u64 crosses koffi: the library answers, for the handle.
+  t.throws(() => lib.resetFlow(987654, (1n << 64n) - 1n), {
+    message: /no netstack with handle 987654/,
+  });
+  t.throws(() => lib.resetFlow(987654, 1n << 64n), { instanceOf: RangeError });
+  t.throws(() => lib.resetFlow(987654, -1n), { instanceOf: RangeError });
+});
+
+test('a stopped stack resets nothing and does not ask the library', async (t) => {
+  const calls: string[] = [];
+  const fake: NetstackLibrary = {
+    version: () => 'fake',
+    probeTun: () => ({ ok: true, message: 'ok' }),
+    start: () => 7,
+    addRoute: () => undefined,
+    removeRoute: () => undefined,
+    stats: () => {
+      throw new Error('not used');
+    },
+    resetFlow: (h, id) => {
+      calls.push(`reset ${h} ${id}`);
+      return id === 1n;
+    },
+    stop: (h) => {
+      calls.push(`stop ${h}`);
+    },
+  };
+  const stack = RunningNetstack.start(fake, {
+    tunName: 'tpunit0',
+    mtu: 1500,
+    routes: [],
+    socketPath: '/nonexistent/flows.sock',
+    udpIdleTimeoutMs: 1000,
+  });
+  t.true(stack.resetFlow(1n));
+  t.false(stack.resetFlow(2n));
+  await stack.stop();
+  t.false(stack.resetFlow(1n));
+  t.deepEqual(calls, ['reset 7 1', 'reset 7 2', 'stop 7']);
 });
