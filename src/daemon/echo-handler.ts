@@ -7,8 +7,9 @@ export interface EchoHandlerOptions {
   /** Ports whose flows are refused: a TCP RST at once. Every other port is unreachable. */
   refuse: ReadonlySet<number>;
   /**
-   * Ports whose TCP flows echo their first chunk and are then reset with `resetFlow`, as when
-   * the daemon's tunnel dies mid-answer; UDP on them is echoed.
+   * Ports whose TCP flows are echoed but end with a reset through `resetFlow` where the echo
+   * would half-close (after the client's FIN), as when the daemon's tunnel dies before the
+   * answer is complete; UDP on them is echoed.
    */
   reset?: ReadonlySet<number>;
   /** Resets a flow by its header's id (RunningNetstack.resetFlow); needed with `reset`. */
@@ -33,15 +34,15 @@ export function echoHandler(opts: EchoHandlerOptions): FlowHandler {
           socket.pipe(socket);
           return;
         }
-        // Everything that arrives is read, so closing this socket alone would reach the
-        // client as a clean end: only the reset tells it the answer is cut short.
-        let answered = false;
-        socket.on('data', (chunk: Buffer) => {
-          if (answered) return;
-          answered = true;
-          socket.write(chunk, () => opts.resetFlow?.(h.flowId));
+        // Everything that arrives has been read by then, so closing this socket would reach
+        // the client as a clean end: only the reset tells it the answer is cut short. The
+        // client has read the whole echo before its FIN, so the RST finds nothing unread
+        // there (Node clients report a RST that arrives with unread data as a plain end).
+        socket.pipe(socket, { end: false });
+        socket.once('end', () => {
+          opts.resetFlow?.(h.flowId);
+          socket.destroy();
         });
-        socket.once('end', () => socket.destroy());
       }),
     udp: (h) =>
       decide<DatagramFlow>(h.dst.port, (flow) => {

@@ -32,7 +32,7 @@ if (mode === 'probe') {
       route: { type: 'string', multiple: true, default: ['198.18.0.0/16'] },
       echo: { type: 'string', default: '7,9000' },
       refuse: { type: 'string', default: '8' },
-      // TCP ports that echo the first chunk and then reset the flow (none by default).
+      // TCP ports that echo but reset each flow where the echo would end it (none by default).
       reset: { type: 'string', default: '' },
       socket: { type: 'string', default: '/run/tp/flows.sock' },
       'udp-idle-ms': { type: 'string', default: '60000' },

@@ -35,6 +35,9 @@ export class Router implements FlowHandler {
     private readonly log: (o: object) => void = () => undefined,
   ) {}
 
+  /** Resets a flow in the netstack (a RST to the client); set once the stack runs. */
+  resetFlow: (flowId: bigint) => void = () => undefined;
+
   private excluded(h: FlowHeader): boolean {
     if (this.neverProxy.some((c) => contains(c, h.dst.address))) {
       this.stats.neverProxied += 1;
@@ -49,7 +52,9 @@ export class Router implements FlowHandler {
     if (!r.ok) return this.failed(h, r.error, r.message);
     this.stats.tcp += 1;
     return (socket) => {
-      void spliceStream(socket, r.stream).then((how) => {
+      void spliceStream(socket, r.stream, () => {
+        this.resetFlow(h.flowId);
+      }).then((how) => {
         if (how === 'tunnel-lost') this.stats.tunnelLost += 1;
       });
     };

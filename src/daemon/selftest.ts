@@ -10,7 +10,7 @@ export interface SelftestOptions {
   routes: string[];
   echo: number[];
   refuse: number[];
-  /** TCP ports whose flows echo their first chunk and are then reset (RST to the client). */
+  /** TCP ports that echo like `echo` but end each flow with a reset (RST) instead of a FIN. */
   reset: number[];
   socketPath: string;
   udpIdleTimeoutMs: number;

@@ -141,6 +141,9 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       udpIdleTimeoutMs: 60_000,
     });
     cleanups.push(() => stack.stop());
+    router.resetFlow = (flowId) => {
+      stack.resetFlow(flowId);
+    };
 
     const nameserver = info.nameservers[0];
     let dns: SessionDns | undefined;

@@ -113,6 +113,8 @@ export function openPortForward(
     const onResponse = (_req: unknown, res: { statusCode?: number; resume(): void }): void => {
       ws.off('error', onError);
       res.resume();
+      // terminate() on a socket still connecting emits an error that nobody else awaits.
+      ws.on('error', () => undefined);
       ws.terminate();
       reject(
         new PortForwardError(

@@ -68,7 +68,12 @@ function reset(plain: PlainEnd): void {
  * end on one side is a FIN frame and a half-close on the other; an error on the plain side
  * is a RST frame; the tunnel stream dying resets the plain side.
  */
-export function spliceStream(plain: PlainEnd, tunnel: Duplex): Promise<SpliceEnd> {
+export function spliceStream(
+  plain: PlainEnd,
+  tunnel: Duplex,
+  /** Resets the plain side's peer when the plain end itself cannot (the netstack's flows). */
+  abortPeer?: () => void,
+): Promise<SpliceEnd> {
   return new Promise((resolve) => {
     let sentFin = false;
     let gotFin = false;
@@ -81,6 +86,8 @@ export function spliceStream(plain: PlainEnd, tunnel: Duplex): Promise<SpliceEnd
       } else {
         if (how === 'reset' && tunnel.writable) tunnel.end(encodeFrame(FrameType.rst));
         else tunnel.destroy();
+        // Before the close: a closed unix socket alone reads as a clean EOF on the other side.
+        abortPeer?.();
         reset(plain);
       }
       resolve(how);

@@ -39,6 +39,9 @@ test.serial(
     const name = sessionName('life');
     t.teardown(() => tpLab(['quit', '--name', name], env).then(() => undefined));
     const { joined } = await connect(name);
+    // A flow open through the manager that is about to go.
+    const held = joined.flows(['tcp-hold', 'tcp-echo', '9000', '60000']);
+    await new Promise((r) => setTimeout(r, 3000));
     const pod = (
       await kubectlOk([
         '-n',
@@ -62,6 +65,11 @@ test.serial(
       }
     }
     t.true(recovered >= 0, 'no request succeeded within 60 s of the manager pod being deleted');
+    t.like(
+      await held,
+      { code: 'ECONNRESET' },
+      'the open flow ends with a reset, not a clean close',
+    );
     t.log(`first successful request ${recovered} ms after the manager pod was deleted`);
     const s = await status(name);
     t.true(s.connected);
