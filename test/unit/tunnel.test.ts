@@ -1,0 +1,160 @@
+/**
+ * The tunnel protocol end to end on loopback: the real tp-manager, the real pool and frames.
+ * Only the port-forward is replaced, by a plain TCP connection to the manager (the e2e tier
+ * runs the same code through the API server).
+ */
+import test from 'ava';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { PassThrough } from 'node:stream';
+import { startManager } from '../../agent/manager.js';
+import { TunnelPool } from '../../src/daemon/tunnel-pool.js';
+import {
+  DatagramTunnel,
+  FrameParser,
+  FrameType,
+  encodeFrame,
+  spliceStream,
+} from '../../src/tunnel/frames.js';
+import { readLine } from '../../src/tunnel/protocol.js';
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** A manager on a free port, a pool that reaches it over plain TCP, both stopped afterwards. */
+const withTunnel = test.macro(
+  async (t, body: (t: import('ava').ExecutionContext, pool: TunnelPool) => Promise<void>) => {
+    const manager = await startManager({ port: 0, dialTimeoutMs: 1000, udpIdleMs: 2000 });
+    const pool = new TunnelPool({
+      size: 2,
+      open: () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect({ host: '127.0.0.1', port: manager.port, allowHalfOpen: true }, () => { resolve(s); },
+          );
+          s.once('error', reject);
+        }),
+    });
+    try {
+      await pool.start();
+      await body(t, pool);
+    } finally {
+      await pool.stop();
+      await manager.stop();
+    }
+  },
+);
+
+test('frames parse the same whatever the chunking', (t) => {
+  const frames = [encodeFrame(FrameType.data, Buffer.from('hello')), encodeFrame(FrameType.fin)];
+  const wire = Buffer.concat(frames);
+  for (let cut = 0; cut <= wire.length; cut++) {
+    const got: [number, string][] = [];
+    const p = new FrameParser((type, payload) => got.push([type, payload.toString()]));
+    p.push(wire.subarray(0, cut));
+    p.push(wire.subarray(cut));
+    t.deepEqual(got, [
+      [FrameType.data, 'hello'],
+      [FrameType.fin, ''],
+    ]);
+  }
+});
+
+test('readLine returns the line and leaves what follows it in the stream', async (t) => {
+  const s = new PassThrough();
+  s.write('{"ok":true}\nrest');
+  t.is(await readLine(s), '{"ok":true}');
+  t.is((s.read() as Buffer).toString(), 'rest');
+});
+
+test(
+  'a TCP flow through the manager echoes 4 MiB byte-exact, with half-close',
+  withTunnel,
+  async (t, pool) => {
+    const echo = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+    const port = await listen(echo);
+    t.teardown(() => echo.close());
+    const r = await pool.dial('tcp', '127.0.0.1', port);
+    if (!r.ok) throw new Error(r.message);
+    // A socket pair stands for the netstack: `plain` is what it hands over, `client` the app.
+    const handoff = createServer({ allowHalfOpen: true });
+    const plainP = new Promise<Socket>((resolve) => handoff.once('connection', resolve));
+    const client = connect({ host: '127.0.0.1', port: await listen(handoff), allowHalfOpen: true });
+    t.teardown(() => handoff.close());
+    const done = spliceStream(await plainP, r.stream);
+    const payload = randomBytes(4 * 1024 * 1024);
+    const got = createHash('sha256');
+    let bytes = 0;
+    client.on('data', (c: Buffer) => {
+      bytes += c.length;
+      got.update(c);
+    });
+    const ended = new Promise((resolve) => client.on('end', resolve));
+    client.end(payload);
+    await ended;
+    t.is(bytes, payload.length);
+    t.is(got.digest('hex'), createHash('sha256').update(payload).digest('hex'));
+    t.is(await done, 'closed');
+    client.destroy();
+  },
+);
+
+test('a closed port is reported as refused', withTunnel, async (t, pool) => {
+  const closed = createServer();
+  const port = await listen(closed);
+  await new Promise((r) => closed.close(r));
+  t.like(await pool.dial('tcp', '127.0.0.1', port), { ok: false, error: 'refused' });
+});
+
+test('a UDP flow through the manager carries datagrams both ways', withTunnel, async (t, pool) => {
+  const server = createSocket('udp4');
+  server.on('message', (m, rinfo) => { server.send(Buffer.concat([Buffer.from('re:'), m]), rinfo.port, rinfo.address); },
+  );
+  await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const r = await pool.dial('udp', '127.0.0.1', server.address().port);
+  if (!r.ok) throw new Error(r.message);
+  const tunnel = new DatagramTunnel(r.stream);
+  const replies: string[] = [];
+  const two = new Promise<void>((resolve) =>
+    tunnel.on('datagram', (d) => {
+      replies.push(d.toString());
+      if (replies.length === 2) resolve();
+    }),
+  );
+  tunnel.send(Buffer.from('one'));
+  tunnel.send(Buffer.from('two'));
+  await two;
+  t.deepEqual(replies.sort(), ['re:one', 're:two']);
+  tunnel.close();
+});
+
+test('the pool keeps streams open ahead of need and reports them', withTunnel, async (t, pool) => {
+  await new Promise((r) => setTimeout(r, 100));
+  const s = pool.snapshot();
+  t.is(s.state, 'ready');
+  t.is(s.idle, 2);
+});
+
+test('when the manager is gone, dials fail fast and the pool says it is reconnecting', async (t) => {
+  const manager = await startManager({ port: 0 });
+  const port = manager.port;
+  const pool = new TunnelPool({
+    size: 1,
+    open: () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => { resolve(s); });
+        s.once('error', reject);
+      }),
+  });
+  t.teardown(() => pool.stop());
+  await pool.start();
+  await manager.stop();
+  const start = Date.now();
+  const r = await pool.dial('tcp', '127.0.0.1', 9);
+  t.false(r.ok);
+  t.true(Date.now() - start < 2000);
+  t.is(pool.snapshot().state, 'reconnecting');
+});
