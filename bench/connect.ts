@@ -15,10 +15,12 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { silentProgress } from '../src/cli/progress.js';
 import { DockerEngine, type RunningContainer } from '../src/docker/engine.js';
-import { inspectContainer } from '../src/docker/inspect.js';
 import { LABEL_SESSION, tpLabels } from '../src/lib/labels.js';
 import { clientVersion } from '../src/lib/package-info.js';
+import { settingsFromEnv } from '../src/session/config.js';
+import { agentImage, daemonImage } from '../src/session/images.js';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.js';
 
 const { values } = parseArgs({
@@ -41,7 +43,10 @@ const clientLabels = tpLabels(clientVersion(), 'test', {
   [LABEL_SESSION]: `bench-${runId}-client`,
 });
 const tpBin = fileURLToPath(new URL('../bin/run.js', import.meta.url));
-const tpEnv = { ...process.env, TP_REGISTRY: process.env.TP_REGISTRY ?? '127.0.0.1:5000' };
+const tpEnv: NodeJS.ProcessEnv = {
+  ...process.env,
+  TP_REGISTRY: process.env.TP_REGISTRY ?? '127.0.0.1:5000',
+};
 const engine = DockerEngine.connect();
 const execFileP = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -184,6 +189,21 @@ async function tpConnect(name: string, kubeconfig: string | undefined): Promise<
 
 let clientImage = '';
 
+/**
+ * Builds and publishes the images once and hands them to every tp command by id, so that no
+ * timed connect builds, and a rebuild of dist/ during the run changes nothing here.
+ */
+async function pinImages(): Promise<void> {
+  const settings = settingsFromEnv(tpEnv);
+  const daemonRef = await daemonImage(engine, settings, silentProgress);
+  const agent = await agentImage(engine, settings, silentProgress);
+  await agent.publish();
+  const id = (await run('docker', ['image', 'inspect', '-f', '{{.Id}}', daemonRef])).stdout.trim();
+  tpEnv.TP_DAEMON_IMAGE = id;
+  tpEnv.TP_AGENT_IMAGE = agent.ref;
+  clientImage = id;
+}
+
 async function clientContainer(networkMode: string): Promise<RunningContainer> {
   const c = await engine.startContainer({
     image: clientImage,
@@ -243,16 +263,18 @@ async function download(c: RunningContainer, url: string, bytes: number) {
 
 async function latencies(c: RunningContainer, url: string, n: number, fresh: boolean) {
   const header = fresh ? `-H 'Connection: close'` : '';
+  // Keep-alive sends one request more and drops the first, which opened the connection.
+  const first = fresh ? 1 : 0;
   const { err } = await sh(
     c,
-    `curl -sS ${header} -w '%{stderr}%{http_code} %{num_connects} %{time_total}\\n' '${url}/?i=[1-${n}]' >/dev/null`,
+    `curl -sS ${header} -w '%{stderr}%{http_code} %{num_connects} %{time_total}\\n' '${url}/?i=[${first}-${n}]' >/dev/null`,
   );
-  const rows = [...err.matchAll(/^(\d{3}) (\d+) ([\d.]+)$/gm)];
+  const rows = [...err.matchAll(/^(\d{3}) (\d+) ([\d.]+)$/gm)].slice(1 - first);
   const ok = rows.filter((m) => m[1] === '200');
   if (ok.length !== n) throw new Error(`${ok.length}/${n} requests to ${url} succeeded:\n${err}`);
   const connects = ok.reduce((a, m) => a + Number(m[2]), 0);
   // Connection: close must open a connection per request, keep-alive only the first.
-  if (fresh ? connects !== n : connects > 1) {
+  if (fresh ? connects !== n : connects > 0) {
     throw new Error(`${connects} connections for ${n} requests (fresh=${String(fresh)})`);
   }
   const ms = ok.map((m) => Number(m[3]) * 1000).sort((a, b) => a - b);
@@ -262,12 +284,14 @@ async function latencies(c: RunningContainer, url: string, n: number, fresh: boo
 async function parallel(c: RunningContainer, url: string, flows: number, bytes: number) {
   const { out, err } = await sh(
     c,
-    `s=$(date +%s%N); curl -sS --no-progress-meter --parallel --parallel-immediate --parallel-max ${flows} -w '%{stderr}%{http_code} %{size_download}\\n' '${url}/bytes?n=${bytes}&i=[1-${flows}]' >/dev/null; e=$(date +%s%N); echo "wall $((e-s))"`,
+    `s=$(date +%s%N); curl -sS --no-progress-meter --parallel --parallel-immediate --parallel-max ${flows} -w '%{stderr}%{http_code} %{size_download}\\n' '${url}/bytes?n=${bytes}&i=[1-${flows}]' >/dev/null; e=$(date +%s%N); echo "wall $((e-s))"; times`,
   );
-  const done = [...err.matchAll(/(?:^|\s)200 (\d+)$/gm)].filter((m) => Number(m[1]) === bytes).length;
+  const done = [...err.matchAll(/(?:^|\s)200 (\d+)$/gm)].filter(
+    (m) => Number(m[1]) === bytes,
+  ).length;
   const wallNs = Number(/wall (\d+)/.exec(out)?.[1] ?? NaN);
   if (done !== flows) throw new Error(`${done}/${flows} parallel downloads complete:\n${err}`);
-  return { mibps: (flows * bytes) / MiB / (wallNs / 1e9) };
+  return { mibps: (flows * bytes) / MiB / (wallNs / 1e9), clientCpu: childCpu(out) };
 }
 
 // ---- measuring processes on the host ----
@@ -393,7 +417,13 @@ interface Row {
   digits?: number;
 }
 const rows: Row[] = [];
-const cpuRows = new Map<string, { tp: number; base: number }>();
+interface Profile {
+  cpu: CpuSnapshot;
+  wall: number;
+  bytes: number;
+}
+/** By condition, then scenario ("tp, 1 flow"): CPU seconds by process, wall seconds, bytes. */
+const profiles = new Map<string, Map<string, Profile>>();
 const notes: string[] = [];
 
 // ---- the lab: targets, kubeconfig, the API server's round trip ----
@@ -508,7 +538,6 @@ interface Condition {
   kubeconfig?: string;
   requests: number;
   cold: boolean;
-  profile: boolean;
 }
 
 async function measure(cond: Condition, t: Targets): Promise<void> {
@@ -530,10 +559,24 @@ async function measure(cond: Condition, t: Targets): Promise<void> {
     const coldName = `${session}-cold`;
     const t0 = performance.now();
     await tpConnect(coldName, cond.kubeconfig);
-    if (clientImage === '') clientImage = (await inspectContainer(engine, coldName))?.image ?? '';
     const cold = await firstRequest(`container:${coldName}`, `${t.bulkUrl}/healthz`, t0);
     await tp(['quit', '--name', coldName]);
-    notes.push(`cold connect installed tp-manager in the new namespace ${managerNs}`);
+    // A changed agent image is pulled by the node on its first use, which a cold connect
+    // then includes; say so rather than report it as the install.
+    const pulled = await kubectl(undefined, [
+      '-n',
+      managerNs,
+      'get',
+      'events',
+      '--field-selector',
+      'reason=Pulled',
+      '-o',
+      'jsonpath={range .items[*]}{.message}{"\\n"}{end}',
+    ]).catch(() => ({ stdout: '' }));
+    const pull = /Successfully pulled image .* in ([\dm.]+s)/.exec(pulled.stdout)?.[1];
+    notes.push(
+      `cold connect: tp-manager installed in the new namespace ${managerNs}; ${pull === undefined ? 'the agent image was already on the node' : `this includes the node pulling the agent image (${pull})`}`,
+    );
     rows.push({
       what: 'connect → first request, cold (s)',
       tp: cold / 1000,
@@ -590,24 +633,39 @@ async function measure(cond: Condition, t: Targets): Promise<void> {
     ['kubectl port-forward', pfBulk.pid],
     ['bulk server (pod)', findPids((c) => c.startsWith('/samples bulk'))[0] ?? 0],
   ]);
+  if (cond.kubeconfig !== undefined) procs.set('delay proxy (this process)', process.pid);
   const meter = new CpuMeter(procs);
-  const cpuTp: CpuSnapshot = new Map();
-  const cpuPf: CpuSnapshot = new Map();
-  const wall = { tp: 0, pf: 0 };
+  const profiled = async <T extends { clientCpu: number }>(
+    key: string,
+    moved: number,
+    work: () => Promise<T>,
+  ): Promise<T> => {
+    const before = meter.snapshot();
+    const w0 = performance.now();
+    const r = await work();
+    const after = meter.snapshot();
+    const group = profiles.get(cond.label) ?? new Map<string, Profile>();
+    profiles.set(cond.label, group);
+    const p = group.get(key) ?? { cpu: new Map<string, number>(), wall: 0, bytes: 0 };
+    group.set(key, p);
+    CpuMeter.add(p.cpu, before, after);
+    p.cpu.set('client (curl)', (p.cpu.get('client (curl)') ?? 0) + r.clientCpu);
+    p.wall += (performance.now() - w0) / 1000;
+    p.bytes += moved;
+    return r;
+  };
   for (let i = 0; i < sizes.runs; i++) {
+    // Alternating, so that the machine's load drifts over both sides alike.
     for (const side of i % 2 === 0 ? (['tp', 'pf'] as const) : (['pf', 'tp'] as const)) {
-      const before = meter.snapshot();
-      const w0 = performance.now();
-      const r =
-        side === 'tp'
-          ? await download(tpClient, tpUrl.bulk, bytes)
-          : await download(hostClient, pfUrl.bulk, bytes);
-      wall[side] += (performance.now() - w0) / 1000;
-      const after = meter.snapshot();
-      const total = side === 'tp' ? cpuTp : cpuPf;
-      CpuMeter.add(total, before, after);
-      total.set('client (curl)', (total.get('client (curl)') ?? 0) + r.clientCpu);
-      (side === 'tp' ? tpRates : pfRates).push(r.mibps);
+      if (side === 'tp') {
+        const r = await profiled('tp, 1 flow', bytes, () => download(tpClient, tpUrl.bulk, bytes));
+        tpRates.push(r.mibps);
+      } else {
+        const r = await profiled('kubectl, 1 flow', bytes, () =>
+          download(hostClient, pfUrl.bulk, bytes),
+        );
+        pfRates.push(r.mibps);
+      }
     }
   }
   add(
@@ -616,13 +674,6 @@ async function measure(cond: Condition, t: Targets): Promise<void> {
     median(pfRates),
     'MiB/s',
   );
-  if (cond.profile) {
-    const gib = (sizes.runs * bytes) / (1024 * MiB);
-    for (const k of new Set([...cpuTp.keys(), ...cpuPf.keys()])) {
-      cpuRows.set(k, { tp: (cpuTp.get(k) ?? 0) / gib, base: (cpuPf.get(k) ?? 0) / gib });
-    }
-    cpuRows.set('wall seconds per GiB', { tp: wall.tp / gib, base: wall.pf / gib });
-  }
 
   // Small requests: keep-alive, then a new connection per request (the pool's work).
   const n = cond.requests;
@@ -637,13 +688,20 @@ async function measure(cond: Condition, t: Targets): Promise<void> {
 
   // Parallel flows, with the memory of each side sampled while they run.
   const flowBytes = sizes.flowMib * MiB;
+  const parKey = `${sizes.flows} flows`;
   const tpPar = await peakDuring(
     () => [rssMiB(daemon.pid), cgroupMiB(daemon.id)],
-    () => parallel(tpClient, tpUrl.bulk, sizes.flows, flowBytes),
+    () =>
+      profiled(`tp, ${parKey}`, sizes.flows * flowBytes, () =>
+        parallel(tpClient, tpUrl.bulk, sizes.flows, flowBytes),
+      ),
   );
   const pfPar = await peakDuring(
     () => [rssMiB(pfBulk.pid)],
-    () => parallel(hostClient, pfUrl.bulk, sizes.flows, flowBytes),
+    () =>
+      profiled(`kubectl, ${parKey}`, sizes.flows * flowBytes, () =>
+        parallel(hostClient, pfUrl.bulk, sizes.flows, flowBytes),
+      ),
   );
   add(
     `${sizes.flows} parallel flows × ${sizes.flowMib} MiB, aggregate`,
@@ -669,10 +727,14 @@ async function measure(cond: Condition, t: Targets): Promise<void> {
   const status = await tp(['status', '--name', session, '--json']).catch(() => undefined);
   if (status !== undefined) {
     const s = JSON.parse(status.stdout) as {
-      tunnel?: { opened?: number; dials?: number; failedDials?: number; reconnects?: number };
+      status?: {
+        tunnel?: { opened?: number; dials?: number; failedDials?: number; reconnects?: number };
+        flows?: { router?: { tunnelLost?: number } };
+      };
     };
+    const tn = s.status?.tunnel;
     notes.push(
-      `tunnel${suffix}: ${s.tunnel?.dials ?? '?'} dials, ${s.tunnel?.opened ?? '?'} streams opened, ${s.tunnel?.failedDials ?? '?'} failed dials, ${s.tunnel?.reconnects ?? '?'} reconnects`,
+      `tunnel${suffix}: ${tn?.dials ?? '?'} dials, ${tn?.opened ?? '?'} streams opened, ${tn?.failedDials ?? '?'} failed dials, ${tn?.reconnects ?? '?'} reconnects, ${s.status?.flows?.router?.tunnelLost ?? '?'} flows lost with their stream`,
     );
   }
   await tpClient.stop();
@@ -699,10 +761,11 @@ try {
   defer(`namespace ${managerNs}`, () =>
     kubectl(undefined, ['delete', 'namespace', managerNs, '--ignore-not-found', '--wait=false']),
   );
+  await pinImages();
   const t = await targets();
   const kc = await currentKubeconfig();
   const server = kc.clusters[0]?.cluster.server ?? '';
-  await measure({ label: '', requests: sizes.requests, cold: true, profile: true }, t);
+  await measure({ label: '', requests: sizes.requests, cold: true }, t);
 
   if (!values['no-delay']) {
     // The daemon reaches a loopback API server as host.docker.internal (the bridge's
@@ -740,10 +803,7 @@ try {
       `delay proxy on ${p.hosts.map((h) => `${h}:${p.port}`).join(' and ')}: keep-alive GET /version ${direct.toFixed(1)} ms direct, ${through.toFixed(1)} ms through it (+${(through - direct).toFixed(1)} ms per round trip); \`kubectl get --raw /version\` ${kDirect.toFixed(0)} ms vs ${kThrough.toFixed(0)} ms`,
     );
     const label = `+${2 * delayMs} ms RTT`;
-    await measure(
-      { label, kubeconfig, requests: sizes.delayedRequests, cold: false, profile: false },
-      t,
-    );
+    await measure({ label, kubeconfig, requests: sizes.delayedRequests, cold: false }, t);
     notes.push(
       `delay proxy carried ${p.stats.connections} connections, ${(p.stats.bytesDown / MiB).toFixed(0)} MiB down, ${(p.stats.bytesUp / MiB).toFixed(0)} MiB up`,
     );
@@ -770,10 +830,21 @@ for (const r of rows) {
     `| ${r.what} | ${fmt(r.tp, d)} ${r.unit} | ${Number.isFinite(r.base) ? `${fmt(r.base, d)} ${r.unit}` : '—'} | ${ratio} |`,
   );
 }
-if (cpuRows.size > 0) {
-  console.log(`\nCPU seconds per GiB downloaded (single flow, no added delay):\n`);
-  console.log('| process | tp | kubectl port-forward |');
-  console.log('|---|---|---|');
-  for (const [k, v] of cpuRows) console.log(`| ${k} | ${fmt(v.tp, 2)} | ${fmt(v.base, 2)} |`);
+for (const [label, group] of profiles) {
+  const keys = [...group.keys()];
+  const names = new Set(keys.flatMap((k) => [...(group.get(k)?.cpu.keys() ?? [])]));
+  const perGiB = (k: string, v: (p: Profile) => number): string => {
+    const p = group.get(k);
+    return p === undefined ? '—' : fmt(v(p) / (p.bytes / (1024 * MiB)), 2);
+  };
+  console.log(`\nWhere the time goes, ${label || 'no added delay'}: seconds per GiB downloaded.\n`);
+  console.log(`| process (CPU seconds) | ${keys.join(' | ')} |`);
+  console.log(`|---|${keys.map(() => '---').join('|')}|`);
+  console.log(`| wall clock | ${keys.map((k) => perGiB(k, (p) => p.wall)).join(' | ')} |`);
+  for (const name of names) {
+    console.log(
+      `| ${name} | ${keys.map((k) => perGiB(k, (p) => p.cpu.get(name) ?? 0)).join(' | ')} |`,
+    );
+  }
 }
 if (notes.length > 0) console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);

@@ -203,8 +203,16 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      for (const s of sockets) s.destroy();
-      await Promise.all(servers.map(closeServer));
+      const closed = [...sockets].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.once('close', () => {
+              resolve();
+            });
+            s.destroy();
+          }),
+      );
+      await Promise.all([...servers.map(closeServer), ...closed]);
     })());
   return { port, hosts, stats, close, [Symbol.asyncDispose]: close };
 }
