@@ -4,6 +4,8 @@ import type { TunnelStatus } from './tunnel-pool.js';
 export const SESSION_DIR = '/run/tp';
 export const SESSION_CONFIG_PATH = `${SESSION_DIR}/session.json`;
 export const SESSION_SECRET_PATH = `${SESSION_DIR}/secret`;
+/** The daemon's kubeconfig: one context, flattened (src/k8s/daemon-kubeconfig.ts). */
+export const DAEMON_KUBECONFIG_PATH = `${SESSION_DIR}/kubeconfig.json`;
 export const CONTROL_PORT = 7777;
 
 export interface SessionConfig {

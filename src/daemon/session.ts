@@ -4,9 +4,9 @@
  * is stopped in reverse order by `stop()`, which may be called any number of times.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { loadDaemonKubeconfig, DAEMON_KUBECONFIG_PATH } from '../k8s/daemon-kubeconfig.js';
+import { daemonAccess } from '../k8s/daemon-transport.js';
 import { openPortForward } from '../k8s/port-forward.js';
-import { getJson, kubeTransport, type KubeTransport } from '../k8s/transport.js';
+import { getJson, type KubeTransport } from '../k8s/transport.js';
 import { FlowServer } from '../netstack/flow-server.js';
 import type { NetstackLibrary } from '../netstack/library.js';
 import { RunningNetstack } from '../netstack/stack.js';
@@ -16,6 +16,7 @@ import { ControlServer } from './control.js';
 import { startSessionDns, type SessionDns } from './session-dns.js';
 import { Router } from './router.js';
 import {
+  DAEMON_KUBECONFIG_PATH,
   SESSION_CONFIG_PATH,
   SESSION_DIR,
   SESSION_SECRET_PATH,
@@ -89,8 +90,8 @@ export interface Session extends AsyncDisposable {
 export async function runSession(lib: NetstackLibrary, log: Log): Promise<Session> {
   const config = JSON.parse(readFileSync(SESSION_CONFIG_PATH, 'utf8')) as SessionConfig;
   const secret = readFileSync(SESSION_SECRET_PATH, 'utf8').trim();
-  const kube = loadDaemonKubeconfig(readFileSync(DAEMON_KUBECONFIG_PATH, 'utf8'));
-  const transport = await kubeTransport(kube.kc, kube.verifyHostname);
+  const kube = daemonAccess(readFileSync(DAEMON_KUBECONFIG_PATH, 'utf8'));
+  const transport = kube.transport;
   const locator = new ManagerLocator(transport, config.managerNamespace);
   const startedAt = new Date().toISOString();
   const cleanups: (() => Promise<void> | void)[] = [];

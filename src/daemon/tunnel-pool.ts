@@ -105,17 +105,20 @@ export class TunnelPool implements AsyncDisposable {
         this.status.failedDials += 1;
         return { ok: false, error: 'unreachable', message: `tunnel: ${messageOf(err)}` };
       }
-      this.refill();
       try {
         stream.write(encodeLine(req));
         const reply = JSON.parse(await this.reply(stream)) as
           { ok: true } | { ok: false; error: DialFailure; message: string };
+        // Replaced only now: opening a stream (a TLS handshake on this event loop) would
+        // otherwise delay the very flow that took one.
+        this.refill();
         if (reply.ok) return { ok: true, stream };
         stream.destroy();
         this.status.failedDials += 1;
         return reply;
       } catch (err) {
         stream.destroy();
+        this.refill();
         if (fromPool !== undefined && attempt === 0) continue;
         this.status.failedDials += 1;
         return { ok: false, error: 'unreachable', message: `tunnel: ${messageOf(err)}` };

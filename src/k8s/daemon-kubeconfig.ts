@@ -7,8 +7,9 @@ import { contains } from '../lib/cidr.js';
 import { TpError, messageOf, systemErrorCode } from '../lib/errors.js';
 import type { KubeTarget } from './kubeconfig.js';
 
-/** Where the daemon container finds the kubeconfig that tp writes for it. */
-export const DAEMON_KUBECONFIG_PATH = '/run/tp/kubeconfig.json';
+import { DAEMON_KUBECONFIG_PATH } from '../daemon/session-config.js';
+
+export { DAEMON_KUBECONFIG_PATH };
 
 /** The name of tp's entry in the kubeconfig's standard top-level `extensions` list. */
 const EXTENSION = 'tp';

@@ -14,6 +14,7 @@ import type { KubeTransport } from './transport.js';
 
 const DATA = 0;
 const ERROR = 1;
+const CHANNEL_DATA = Buffer.of(DATA);
 
 export interface PortForwardTarget {
   namespace: string;
@@ -65,10 +66,19 @@ class PortForwardStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const frame = Buffer.allocUnsafe(chunk.length + 1);
-    frame[0] = DATA;
-    chunk.copy(frame, 1);
-    this.ws.send(frame, { binary: true }, (err) => {
+    this.send([chunk], cb);
+  }
+
+  /** Corked writes (a frame header and its payload) become one message, copied once. */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.send(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  private send(parts: Buffer[], cb: (err?: Error | null) => void): void {
+    this.ws.send(Buffer.concat([CHANNEL_DATA, ...parts]), { binary: true }, (err) => {
       cb(err ?? null);
     });
   }

@@ -22,25 +22,63 @@ export function encodeFrame(type: FrameType, payload?: Buffer): Buffer {
   return out;
 }
 
-/** Parses frames from a byte stream, whatever the chunking. */
+/**
+ * Parses frames from a byte stream, whatever the chunking. Chunks are kept as they come and
+ * joined once a whole frame is there, so a frame split over many chunks is copied once.
+ */
 export class FrameParser {
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
 
   constructor(private readonly onFrame: (type: number, payload: Buffer) => void) {}
 
   push(chunk: Buffer): void {
-    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (buf.length >= HEADER) {
-      const len = buf.readUInt32BE(1);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    for (;;) {
+      if (this.buffered < HEADER) return;
+      const head = this.peek(HEADER);
+      const len = head.readUInt32BE(1);
       if (len > MAX_FRAME) throw new Error(`frame of ${len} bytes`);
-      if (buf.length < HEADER + len) break;
-      const type = buf.readUInt8(0);
-      const payload = buf.subarray(HEADER, HEADER + len);
-      buf = buf.subarray(HEADER + len);
-      this.onFrame(type, payload);
+      if (this.buffered < HEADER + len) return;
+      const frame = this.take(HEADER + len);
+      this.onFrame(frame.readUInt8(0), frame.subarray(HEADER));
     }
-    this.pending = buf;
   }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length >= n) return first;
+    return Buffer.concat(this.chunks, this.buffered).subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    let all = this.chunks[0];
+    if (all === undefined || all.length < n) {
+      all = Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [all];
+    }
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    if (rest.length > 0) this.chunks[0] = rest;
+    else this.chunks.shift();
+    this.buffered -= n;
+    return out;
+  }
+}
+
+/** Writes one DATA frame without copying the payload: header and payload travel corked. */
+function writeData(out: Duplex, payload: Buffer): boolean {
+  const head = Buffer.allocUnsafe(HEADER);
+  head.writeUInt8(FrameType.data, 0);
+  head.writeUInt32BE(payload.length, 1);
+  out.cork();
+  out.write(head);
+  const ok = out.write(payload);
+  process.nextTick(() => {
+    out.uncork();
+  });
+  return ok;
 }
 
 export type SpliceEnd = 'closed' | 'reset' | 'tunnel-lost';
@@ -126,7 +164,7 @@ export function spliceStream(
     plain.on('data', (chunk: Buffer) => {
       for (let off = 0; off < chunk.length; off += MAX_FRAME) {
         const part = chunk.subarray(off, off + MAX_FRAME);
-        if (!tunnel.write(encodeFrame(FrameType.data, part))) {
+        if (!writeData(tunnel, part)) {
           plain.pause();
           tunnel.once('drain', () => plain.resume());
         }
@@ -173,7 +211,7 @@ export class DatagramTunnel extends EventEmitter<{ datagram: [Buffer]; close: []
 
   send(payload: Buffer): boolean {
     if (this.closed) return false;
-    return this.tunnel.write(encodeFrame(FrameType.data, payload));
+    return writeData(this.tunnel, payload);
   }
 
   close(): void {
