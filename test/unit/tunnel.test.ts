@@ -32,8 +32,9 @@ const withTunnel = test.macro(
       size: 2,
       open: () =>
         new Promise<Socket>((resolve, reject) => {
-          const s = connect({ host: '127.0.0.1', port: manager.port, allowHalfOpen: true }, () => { resolve(s); },
-          );
+          const s = connect({ host: '127.0.0.1', port: manager.port, allowHalfOpen: true }, () => {
+            resolve(s);
+          });
           s.once('error', reject);
         }),
     });
@@ -110,8 +111,9 @@ test('a closed port is reported as refused', withTunnel, async (t, pool) => {
 
 test('a UDP flow through the manager carries datagrams both ways', withTunnel, async (t, pool) => {
   const server = createSocket('udp4');
-  server.on('message', (m, rinfo) => { server.send(Buffer.concat([Buffer.from('re:'), m]), rinfo.port, rinfo.address); },
-  );
+  server.on('message', (m, rinfo) => {
+    server.send(Buffer.concat([Buffer.from('re:'), m]), rinfo.port, rinfo.address);
+  });
   await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
   const r = await pool.dial('udp', '127.0.0.1', server.address().port);
@@ -145,7 +147,9 @@ test('when the manager is gone, dials fail fast and the pool says it is reconnec
     size: 1,
     open: () =>
       new Promise<Socket>((resolve, reject) => {
-        const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => { resolve(s); });
+        const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => {
+          resolve(s);
+        });
         s.once('error', reject);
       }),
   });
