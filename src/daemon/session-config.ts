@@ -8,12 +8,19 @@ export const SESSION_SECRET_PATH = `${SESSION_DIR}/secret`;
 export const DAEMON_KUBECONFIG_PATH = `${SESSION_DIR}/kubeconfig.json`;
 export const CONTROL_PORT = 7777;
 
+/**
+ * How the daemon container reaches the API server: as named (`direct`), through the host
+ * (`host.docker.internal`), or on the Docker network of the container that publishes it.
+ */
+export type ApiPath = 'direct' | 'host.docker.internal' | `network ${string}`;
+
 export interface SessionConfig {
   name: string;
   context: string;
   namespace: string;
   /** The API server as the user's kubeconfig names it. */
   server: string;
+  apiPath: ApiPath;
   managerNamespace: string;
   managerPort: number;
   /** CIDRs routed into the netstack. */
@@ -35,6 +42,7 @@ export interface SessionStatus {
   namespace: string;
   server: string;
   serverFromDaemon: string;
+  apiPath: ApiPath;
   routes: string[];
   neverProxy: string[];
   subnetSources: { pods: string; services: string };

@@ -171,6 +171,7 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       namespace: config.namespace,
       server: config.server,
       serverFromDaemon: kube.server,
+      apiPath: config.apiPath,
       routes: config.routes,
       neverProxy: config.neverProxy,
       subnetSources: config.subnetSources,

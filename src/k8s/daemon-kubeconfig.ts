@@ -215,7 +215,7 @@ function parseServer(server: string, what: string): { url: URL; host: string } {
  * Hosts that mean "this machine" on the host and "this container" inside one. The unspecified
  * addresses are included because some tools (k3d) write https://0.0.0.0:<port>.
  */
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/\.$/, '');
   if (h === 'localhost' || h.endsWith('.localhost')) return true;
   const family = isIP(h);

@@ -11,6 +11,7 @@ export function renderConnect(r: ConnectResult): string {
     head,
     alignRows([
       ['  daemon', r.name],
+      ['  api', `${r.apiPath} (how the daemon reaches the API server)`],
       ['  routes', r.routes.join(', ')],
       [
         '  dns',
@@ -41,7 +42,10 @@ export function renderStatus(
   const t = status.tunnel;
   const rows: [string, string][] = [
     ['Daemon', `${s.name} (running since ${status.startedAt})`],
-    ['Cluster', `context ${status.context}, server ${status.server}`],
+    [
+      'Cluster',
+      `context ${status.context}, server ${status.server} (the daemon uses ${status.serverFromDaemon}, via ${status.apiPath})`,
+    ],
     ['Namespace', status.namespace],
     [
       'Routes',

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Progress } from '../cli/progress.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { inspectContainer, networkSubnets, type ContainerDetails } from '../docker/inspect.js';
+import { findPublisher } from '../docker/publisher.js';
 import {
   CONTROL_PORT,
   SESSION_CONFIG_PATH,
@@ -22,6 +23,7 @@ import { applyProxyFlags, checkCollisions, discoverSubnets } from '../k8s/subnet
 import { TpError } from '../lib/errors.js';
 import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
 import { clientVersion } from '../lib/package-info.js';
+import { chooseApiPath, loopbackEndpoint, type ApiPath, type ApiRoute } from './api-path.js';
 import { agentImage, checkImageSettings, daemonImage } from './images.js';
 import {
   LABEL_CONTEXT,
@@ -50,11 +52,11 @@ export interface ConnectResult {
   context: string;
   namespace: string;
   server: string;
+  /** How the daemon container reaches the API server. */
+  apiPath: ApiPath;
   routes: string[];
   status: SessionStatus;
 }
-
-const DAEMON_NETWORK = 'bridge';
 
 export async function connectDocker(
   engine: DockerEngine,
@@ -84,20 +86,24 @@ export async function connectDocker(
   const check = progress.step(`Checking context ${target.context}`);
   let plan;
   let kubeconfig;
+  let route: ApiRoute;
   try {
     // The daemon's kubeconfig first: an exec-credential user fails here, before any request.
     kubeconfig = daemonKubeconfig(kc, target);
     await engine.version();
+    route = await apiRoute(engine, target.server);
+    if (route.server !== undefined) {
+      kubeconfig = daemonKubeconfig(kc, target, { server: route.server });
+    }
     await serverVersion(kc, target);
     await requireNamespace(kc, target, namespace);
     const subnets = await discoverSubnets(kc, target);
     plan = applyProxyFlags(subnets, opts.alsoProxy, opts.neverProxy);
-    const own = (await networkSubnets(engine, DAEMON_NETWORK)).map((cidr) => ({
-      name: `Docker network ${DAEMON_NETWORK}`,
-      cidr,
-    }));
+    const network = route.network;
+    const own = (await networkSubnets(engine, network)).map((cidr) => ({ name: network, cidr }));
     checkCollisions(plan.routed, own);
-    check.succeed(`${target.server}, namespace ${namespace}`);
+    const via = route.path.startsWith('network ') ? ` via ${route.path}` : '';
+    check.succeed(`${target.server}${via}, namespace ${namespace}`);
     plan = { ...plan, subnets };
   } catch (err) {
     check.fail();
@@ -133,6 +139,7 @@ export async function connectDocker(
     context: target.context,
     namespace,
     server: target.server,
+    apiPath: route.path,
     managerNamespace: opts.settings.managerNamespace,
     managerPort: MANAGER_PORT,
     routes: plan.routed,
@@ -154,9 +161,9 @@ export async function connectDocker(
       }),
       capAdd: ['NET_ADMIN'],
       devices: ['/dev/net/tun'],
-      networkMode: DAEMON_NETWORK,
+      networkMode: route.network,
       publishLoopback: [CONTROL_PORT],
-      extraHosts: ['host.docker.internal:host-gateway'],
+      extraHosts: route.extraHosts,
       files: [
         { path: SESSION_CONFIG_PATH, content: JSON.stringify(config) },
         { path: SESSION_SECRET_PATH, content: secret },
@@ -173,6 +180,7 @@ export async function connectDocker(
       context: target.context,
       namespace,
       server: target.server,
+      apiPath: route.path,
       routes: plan.routed,
       status,
     };
@@ -180,6 +188,17 @@ export async function connectDocker(
     start.fail();
     throw err;
   }
+}
+
+/**
+ * A loopback API server published by a container (kind, k3d, minikube) is reached on that
+ * container's network; any other server as before.
+ */
+async function apiRoute(engine: DockerEngine, server: string): Promise<ApiRoute> {
+  const loopback = loopbackEndpoint(server);
+  const publisher =
+    loopback === undefined ? undefined : await findPublisher(engine, loopback.port, loopback.host);
+  return chooseApiPath(server, publisher);
 }
 
 /** A running session with this name is reported as it is; a dead one is replaced. */
@@ -222,6 +241,7 @@ async function reuse(
     context,
     namespace,
     server: status.server,
+    apiPath: status.apiPath,
     routes: status.routes,
     status,
   };
