@@ -111,26 +111,7 @@ export async function connectDocker(
   }
 
   const image = await daemonImage(engine, opts.settings, progress);
-  const agent = await agentImage(engine, opts.settings, progress);
-  const manager = new ManagerClient(kc, target);
-  const managerNs = opts.settings.managerNamespace;
-  const current = await manager.state(managerNs);
-  if (current?.ready !== true || current.image !== agent.ref) {
-    await agent.publish();
-    const step = progress.step(`Installing tp-manager in ${managerNs}`);
-    try {
-      await manager.install(
-        { namespace: managerNs, image: agent.ref, version: clientVersion() },
-        (msg) => {
-          step.update(msg);
-        },
-      );
-      step.succeed();
-    } catch (err) {
-      step.fail();
-      throw err;
-    }
-  }
+  await ensureManager(engine, new ManagerClient(kc, target), opts.settings, progress);
 
   if (existing !== undefined) await engine.removeContainer(existing.id);
   const secret = randomBytes(32).toString('hex');
@@ -186,6 +167,30 @@ export async function connectDocker(
     };
   } catch (err) {
     start.fail();
+    throw err;
+  }
+}
+
+/** Installs or updates tp-manager unless it already runs this tp's agent image. */
+async function ensureManager(
+  engine: DockerEngine,
+  manager: ManagerClient,
+  settings: TpSettings,
+  progress: Progress,
+): Promise<void> {
+  const agent = await agentImage(engine, settings, progress);
+  const ns = settings.managerNamespace;
+  const current = await manager.state(ns);
+  if (current?.ready === true && current.image === agent.ref) return;
+  await agent.publish();
+  const step = progress.step(`Installing tp-manager in ${ns}`);
+  try {
+    await manager.install({ namespace: ns, image: agent.ref, version: clientVersion() }, (msg) => {
+      step.update(msg);
+    });
+    step.succeed();
+  } catch (err) {
+    step.fail();
     throw err;
   }
 }
