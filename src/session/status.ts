@@ -109,7 +109,7 @@ export async function waitForSession(
         },
       );
     }
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
