@@ -1,12 +1,9 @@
-import { KubeConfig, type Cluster, type User } from '@kubernetes/client-node';
+import type { Cluster, KubeConfig, User } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
-import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { contains } from '../lib/cidr.js';
 import { TpError, messageOf, systemErrorCode } from '../lib/errors.js';
 import type { KubeTarget } from './kubeconfig.js';
-
 import { DAEMON_KUBECONFIG_PATH } from '../daemon/session-config.js';
 
 export { DAEMON_KUBECONFIG_PATH };
@@ -110,85 +107,6 @@ export function daemonKubeconfig(
     rewritten,
     ...(verifyHostname === undefined ? {} : { verifyHostname }),
   };
-}
-
-export interface LoadedDaemonKubeconfig {
-  kc: KubeConfig;
-  server: string;
-  verifyHostname?: string;
-}
-
-/**
- * Reads the daemon's kubeconfig. When it carries a `verifyHostname`, the returned KubeConfig
- * checks the API server's certificate against that name instead of the host it connects to.
- */
-export function loadDaemonKubeconfig(text: string): LoadedDaemonKubeconfig {
-  const invalid = (why: string, cause?: unknown): TpError =>
-    new TpError('config', `The daemon's kubeconfig is unusable: ${why}.`, {
-      code: 'DAEMON_KUBECONFIG_INVALID',
-      fix: `It is written by \`tp connect --docker\` to ${DAEMON_KUBECONFIG_PATH}; connect again to rewrite it.`,
-      ...(cause === undefined ? {} : { cause }),
-    });
-  let extension: Partial<TpExtension> = {};
-  try {
-    const parsed = JSON.parse(text) as { extensions?: { name?: unknown; extension?: unknown }[] };
-    const found = parsed.extensions?.find((e) => e.name === EXTENSION)?.extension;
-    if (typeof found === 'object' && found !== null) extension = found;
-  } catch (err) {
-    throw invalid(`it is not JSON (${messageOf(err)})`, err);
-  }
-  const verifyHostname =
-    typeof extension.verifyHostname === 'string' ? extension.verifyHostname : undefined;
-  const kc = verifyHostname === undefined ? new KubeConfig() : new PinnedKubeConfig(verifyHostname);
-  try {
-    kc.loadFromString(text);
-  } catch (err) {
-    throw invalid(messageOf(err), err);
-  }
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw invalid('its current context names no cluster');
-  return {
-    kc,
-    server: cluster.server,
-    ...(verifyHostname === undefined ? {} : { verifyHostname }),
-  };
-}
-
-/** Checks the server's certificate against a fixed name, whatever host the socket went to. */
-function pinnedIdentity(name: string) {
-  return (_host: string, cert: PeerCertificate): Error | undefined =>
-    checkServerIdentity(name, cert);
-}
-
-type SecurityContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
-type HttpsOptions = Parameters<KubeConfig['applyToHTTPSOptions']>[0];
-
-/**
- * client-node builds a fresh https.Agent for each request and offers no hook for
- * checkServerIdentity, so set it on the agent it built; an Agent's own options take
- * precedence over the request's when it opens the TLS connection.
- */
-class PinnedKubeConfig extends KubeConfig {
-  constructor(private readonly verifyHostname: string) {
-    super();
-  }
-
-  override async applySecurityAuthentication(context: SecurityContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    this.pin(context.getAgent());
-  }
-
-  override async applyToHTTPSOptions(opts: HttpsOptions): Promise<void> {
-    await super.applyToHTTPSOptions(opts);
-    opts.checkServerIdentity = pinnedIdentity(this.verifyHostname);
-    this.pin(opts.agent);
-  }
-
-  private pin(agent: unknown): void {
-    if (agent instanceof HttpsAgent) {
-      agent.options.checkServerIdentity = pinnedIdentity(this.verifyHostname);
-    }
-  }
 }
 
 function parseServer(server: string, what: string): { url: URL; host: string } {

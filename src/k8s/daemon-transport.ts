@@ -4,6 +4,7 @@
  * would cost the daemon about 75 MiB of memory for what is a handful of fields.
  */
 import { checkServerIdentity } from 'node:tls';
+import { DAEMON_KUBECONFIG_PATH } from '../daemon/session-config.js';
 import { TpError } from '../lib/errors.js';
 import type { KubeTransport } from './transport.js';
 
@@ -30,7 +31,7 @@ export function daemonAccess(text: string): DaemonAccess {
   const invalid = (why: string): TpError =>
     new TpError('config', `The daemon's kubeconfig is unusable: ${why}.`, {
       code: 'DAEMON_KUBECONFIG_INVALID',
-      fix: 'It is written by `tp connect --docker`; connect again to rewrite it.',
+      fix: `It is written by \`tp connect --docker\` to ${DAEMON_KUBECONFIG_PATH}; connect again to rewrite it.`,
     });
   let doc: {
     'current-context'?: string;

@@ -110,12 +110,7 @@ export class ManagerClient {
 
   /** The manager as it is now, or undefined when it is not installed. */
   async state(namespace: string): Promise<ManagerState | undefined> {
-    const dep = await this.call(() =>
-      this.apps.readNamespacedDeployment({ name: MANAGER_NAME, namespace }),
-    ).catch((err: unknown) => {
-      if (httpStatus((err as { cause?: unknown }).cause) === 404) return undefined;
-      throw err;
-    });
+    const dep = await this.readDeployment(namespace);
     if (dep === undefined) return undefined;
     const image = dep.spec?.template.spec?.containers[0]?.image ?? '';
     const pod = await this.readyPod(namespace, image);
@@ -151,12 +146,7 @@ export class ManagerClient {
         }),
     );
     const body = managerDeployment(spec);
-    const existing = await this.call(() =>
-      this.apps.readNamespacedDeployment({ name: MANAGER_NAME, namespace }),
-    ).catch((err: unknown) => {
-      if (httpStatus((err as { cause?: unknown }).cause) === 404) return undefined;
-      throw err;
-    });
+    const existing = await this.readDeployment(namespace);
     if (existing === undefined) {
       onStep(`creating ${namespace}/${MANAGER_NAME}`);
       await this.call(() => this.apps.createNamespacedDeployment({ namespace, body }));
@@ -249,12 +239,21 @@ export class ManagerClient {
     }
   }
 
+  /** The manager's Deployment, or undefined when there is none. */
+  private async readDeployment(namespace: string): Promise<V1Deployment | undefined> {
+    try {
+      return await this.apps.readNamespacedDeployment({ name: MANAGER_NAME, namespace });
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw clusterError(err, this.target);
+    }
+  }
+
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      const e = clusterError(err, this.target);
-      throw e;
+      throw clusterError(err, this.target);
     }
   }
 }

@@ -4,9 +4,8 @@
  * another host name (host.docker.internal, a control-plane container); `verifyHostname` keeps
  * certificate verification bound to the name the certificate was issued for.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import { request } from 'node:https';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 
 export interface KubeTransport {
   server: URL;
@@ -19,41 +18,6 @@ export interface KubeTransport {
     checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
   };
   headers: Record<string, string>;
-}
-
-export async function kubeTransport(
-  kc: KubeConfig,
-  verifyHostname?: string,
-): Promise<KubeTransport> {
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-  const opts: {
-    headers?: Record<string, string | number | string[]>;
-    ca?: string | Buffer;
-    cert?: string | Buffer;
-    key?: string | Buffer;
-    rejectUnauthorized?: boolean;
-    servername?: string;
-    auth?: string;
-  } = {};
-  await kc.applyToHTTPSOptions(opts);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(opts.headers ?? {})) {
-    if (typeof v === 'string' || typeof v === 'number') headers[k] = String(v);
-  }
-  if (opts.auth !== undefined) {
-    headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-  }
-  const tls: KubeTransport['tls'] = {};
-  if (opts.ca !== undefined) tls.ca = opts.ca;
-  if (opts.cert !== undefined) tls.cert = opts.cert;
-  if (opts.key !== undefined) tls.key = opts.key;
-  if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
-  if (opts.servername !== undefined && opts.servername !== '') tls.servername = opts.servername;
-  if (verifyHostname !== undefined && verifyHostname !== '') {
-    tls.checkServerIdentity = (_host, cert) => checkServerIdentity(verifyHostname, cert);
-  }
-  return { server: new URL(cluster.server), tls, headers };
 }
 
 export class ApiStatusError extends Error {
@@ -74,6 +38,9 @@ export function getJson<T>(t: KubeTransport, path: string, timeoutMs = 10_000): 
       url,
       {
         ...t.tls,
+        // No pooled socket: the pool's key ignores checkServerIdentity, so a socket verified
+        // for one name could be reused for a request that must verify another.
+        agent: false,
         method: 'GET',
         headers: { ...t.headers, Accept: 'application/json' },
         timeout: timeoutMs,

@@ -1,6 +1,7 @@
 /** `tp quit` and `tp uninstall`: remove exactly what connect created, and nothing else. */
 import type { DockerEngine } from '../docker/engine.js';
 import type { LabelledResources } from '../docker/engine.js';
+import type { ContainerDetails } from '../docker/inspect.js';
 import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
 import { ManagerClient } from '../k8s/manager.js';
 import { LABEL_SESSION } from '../lib/labels.js';
@@ -28,7 +29,13 @@ export async function quitSession(
   name: string | undefined,
 ): Promise<QuitResult> {
   const daemon = await pickSession(engine, name);
-  if (daemon === undefined) return { removed: [] };
+  return daemon === undefined ? { removed: [] } : endSession(engine, daemon);
+}
+
+async function endSession(
+  engine: DockerEngine,
+  daemon: ContainerDetails,
+): Promise<QuitResult & { session: string }> {
   const session = daemon.labels[LABEL_SESSION] ?? daemon.name;
   if (daemon.running) {
     // The daemon puts resolv.conf back and stops its stack; the container goes either way.
@@ -62,8 +69,8 @@ export async function uninstall(
       s.labels[LABEL_MANAGER_NAMESPACE] === managerNamespace,
   );
   for (const s of users) {
-    const q = await quitSession(engine, s.labels[LABEL_SESSION]);
-    if (q.session !== undefined) result.sessions.push(q.session);
+    const q = await endSession(engine, s);
+    result.sessions.push(q.session);
     result.docker.push(...q.removed);
   }
   result.cluster = await new ManagerClient(kc, target).uninstall(managerNamespace);
