@@ -1,9 +1,13 @@
 /**
  * Exchanges DNS messages with the cluster's DNS server through the tunnel. One UDP association
- * to the cluster's nameserver carries every query (one stream instead of one per query);
- * queries get ids unique among those in flight, so answers cannot be mixed up.
+ * to the cluster's nameserver carries every UDP query (one stream instead of one per query);
+ * queries get ids unique among those in flight, so answers cannot be mixed up. A query that
+ * reached tp over TCP goes over TCP, on a tunnel stream of its own (the pool has it open
+ * already), so the cluster's answer is never cut to a UDP size.
  */
-import { DatagramTunnel } from '../tunnel/frames.js';
+import { DatagramTunnel, FramedStream } from '../tunnel/frames.js';
+import type { Transport } from './dns/options.js';
+import { exchangeOverStream } from './dns/upstream.js';
 import type { TunnelPool } from './tunnel-pool.js';
 
 interface Pending {
@@ -24,8 +28,9 @@ export class ClusterDns {
     private readonly timeoutMs = 3000,
   ) {}
 
-  readonly exchange = async (query: Buffer): Promise<Buffer> => {
+  readonly exchange = async (query: Buffer, transport: Transport = 'udp'): Promise<Buffer> => {
     if (query.length < 12) throw new Error('short DNS message');
+    if (transport === 'tcp') return this.exchangeTcp(query);
     const tunnel = await this.connect();
     const id = this.freeId();
     const wire = Buffer.from(query);
@@ -39,6 +44,14 @@ export class ClusterDns {
       tunnel.send(wire);
     });
   };
+
+  private async exchangeTcp(query: Buffer): Promise<Buffer> {
+    const r = await this.pool.dial('tcp', this.nameserver, 53);
+    if (!r.ok) {
+      throw new Error(`cannot reach the cluster's DNS at ${this.nameserver}: ${r.message}`);
+    }
+    return exchangeOverStream(new FramedStream(r.stream), query, this.timeoutMs);
+  }
 
   close(): void {
     void this.tunnel

@@ -5,7 +5,8 @@
  * (127.0.0.11 on user networks) keep working.
  */
 import { readFileSync } from 'node:fs';
-import { DnsServer } from './dns/server.js';
+import { contains } from '../lib/cidr.js';
+import { DnsServer, type DnsServerOptions } from './dns/server.js';
 import type { SessionStatus } from './session-config.js';
 import {
   parseResolvConf,
@@ -24,7 +25,11 @@ export interface SessionDns {
 export async function startSessionDns(opts: {
   namespace: string;
   clusterDomain: string;
-  exchange: (query: Buffer) => Promise<Buffer>;
+  exchange: DnsServerOptions['cluster'];
+  knownNames: () => ReadonlySet<string>;
+  /** The routed ranges less the never-proxied ones: their reverse names are the cluster's. */
+  routes: readonly string[];
+  neverProxy: readonly string[];
   resolvConf?: string;
 }): Promise<SessionDns> {
   const path = opts.resolvConf ?? RESOLV_CONF;
@@ -38,6 +43,9 @@ export async function startSessionDns(opts: {
     clusterDomain: opts.clusterDomain,
     namespace: opts.namespace,
     cluster: opts.exchange,
+    knownNames: opts.knownNames,
+    isClusterAddress: (ip) =>
+      opts.routes.some((r) => contains(r, ip)) && !opts.neverProxy.some((r) => contains(r, ip)),
     upstream,
   });
   const search = [

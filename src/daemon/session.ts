@@ -13,6 +13,7 @@ import { RunningNetstack } from '../netstack/stack.js';
 import { clientVersion } from '../lib/package-info.js';
 import { ClusterDns } from './cluster-dns.js';
 import { ControlServer } from './control.js';
+import { KnownNames } from './known-names.js';
 import { startSessionDns, type SessionDns } from './session-dns.js';
 import { Router } from './router.js';
 import {
@@ -153,10 +154,18 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       cleanups.push(() => {
         clusterDns.close();
       });
+      const known = new KnownNames(transport, config.namespace, log);
+      await known.start();
+      cleanups.push(() => {
+        known.stop();
+      });
       dns = await startSessionDns({
         namespace: config.namespace,
         clusterDomain: info.clusterDomain,
         exchange: clusterDns.exchange,
+        knownNames: known.get,
+        routes: config.routes,
+        neverProxy: config.neverProxy,
       });
       cleanups.push(() => dns?.stop());
     } else {

@@ -4,7 +4,7 @@
  * RST travel in-band: [type u8][length u32be][payload]. A UDP datagram is one DATA frame.
  */
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 
 export const FrameType = { data: 0, fin: 1, rst: 2 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
@@ -220,5 +220,51 @@ export class DatagramTunnel extends EventEmitter<{ datagram: [Buffer]; close: []
     if (this.tunnel.writable) this.tunnel.end(encodeFrame(FrameType.fin));
     else this.tunnel.destroy();
     this.emit('close');
+  }
+}
+
+/**
+ * A tunnel stream as a plain byte stream, for tp's own clients of a tunnelled TCP flow (the
+ * cluster's DNS over TCP): writes become DATA frames, `end()` a FIN; the peer's FIN ends the
+ * readable side and a RST or a lost tunnel destroys it.
+ */
+export class FramedStream extends Duplex {
+  constructor(private readonly tunnel: Duplex) {
+    super();
+    const parser = new FrameParser((type, payload) => {
+      if (type === FrameType.data) this.push(payload);
+      else if (type === FrameType.fin) this.push(null);
+      else this.destroy(new Error('reset by the peer'));
+    });
+    tunnel.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch (err) {
+        this.destroy(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+    tunnel.once('close', () => {
+      if (!this.destroyed) this.destroy(new Error('tunnel stream lost'));
+    });
+    tunnel.on('error', () => undefined);
+  }
+
+  override _read(): void {
+    // Frames are pushed as they arrive; a tunnel stream has no backpressure to resume.
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    writeData(this.tunnel, chunk);
+    done();
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.tunnel.write(encodeFrame(FrameType.fin));
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.tunnel.destroy();
+    done(err);
   }
 }

@@ -8,3 +8,8 @@ export function samplesImage(): string {
   const tag = readFileSync(join(state, 'samples.tag'), 'utf8').trim();
   return `127.0.0.1:5000/tp-lab/samples:${tag}`;
 }
+
+/** tp-lab/dnsutils: Debian with dig and getent, the same image the `samples/dnsutils` pod runs. */
+export function dnsutilsImage(): string {
+  return readFileSync(join(state, 'dnsutils.ref'), 'utf8').trim();
+}

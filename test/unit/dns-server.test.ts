@@ -1,17 +1,8 @@
 import test from 'ava';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type Server } from 'node:net';
-import {
-  Rcode,
-  RrType,
-  buildQuery,
-  buildResponse,
-  readHeader,
-  readQuestion,
-  readSections,
-  type ResourceRecord,
-} from '../../src/daemon/dns/message.js';
-import { nameToString } from '../../src/daemon/dns/name.js';
+import dnsPacket from 'dns-packet';
+import { buildQuery } from '../../src/daemon/dns/message.js';
 import { DnsServer, type DnsServerOptions } from '../../src/daemon/dns/server.js';
 import { frame, unframe } from '../../src/daemon/dns/upstream.js';
 import { TpError } from '../../src/lib/errors.js';
@@ -22,31 +13,39 @@ import { TpError } from '../../src/lib/errors.js';
 const CLUSTER_IP = [198, 18, 128, 20];
 const UPSTREAM_IP = [198, 18, 200, 1];
 
-const aRecord = (query: Buffer, ip: number[], owner?: Buffer): ResourceRecord => ({
-  owner: owner ?? readQuestion(query).wire,
-  type: RrType.A,
-  class: 1,
-  ttl: 30,
-  rdata: Buffer.from(ip),
-});
+type Decoded = dnsPacket.DecodedPacket & { rcode?: string };
 
-const answer = (query: Buffer, ip: number[], count = 1): Buffer =>
-  buildResponse(query, {
-    rcode: Rcode.noError,
-    answers: Array.from({ length: count }, () => aRecord(query, ip)),
-  });
+const decode = (msg: Buffer): Decoded => dnsPacket.decode(msg);
+const questionName = (msg: Buffer): string =>
+  (decode(msg).questions?.[0]?.name ?? '').toLowerCase();
+
+/** A response to `query` with `count` A records of `ip` (as a cluster's or upstream's DNS). */
+const answer = (query: Buffer, ip: number[], count = 1, rcode = 'NOERROR'): Buffer => {
+  const q = decode(query);
+  const name = q.questions?.[0]?.name ?? '';
+  return dnsPacket.encode({
+    type: 'response',
+    id: q.id ?? 0,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
+    rcode,
+    questions: q.questions ?? [],
+    answers: Array.from({ length: count }, () => ({
+      type: 'A' as const,
+      name,
+      ttl: 30,
+      data: ip.join('.'),
+    })),
+  } as dnsPacket.Packet);
+};
+const nxDomain = (query: Buffer): Buffer => answer(query, [], 0, 'NXDOMAIN');
 
 /** A fake cluster DNS: answers the names it knows, NXDOMAIN for the rest; records what it saw. */
 function fakeCluster(known: string[]): { cluster: DnsServerOptions['cluster']; asked: string[] } {
   const asked: string[] = [];
   const cluster = (query: Buffer): Promise<Buffer> => {
-    const { name } = readQuestion(query);
+    const name = questionName(query);
     asked.push(name);
-    return Promise.resolve(
-      known.includes(name)
-        ? answer(query, CLUSTER_IP)
-        : buildResponse(query, { rcode: Rcode.nxDomain }),
-    );
+    return Promise.resolve(known.includes(name) ? answer(query, CLUSTER_IP) : nxDomain(query));
   };
   return { cluster, asked };
 }
@@ -90,15 +89,15 @@ async function fakeUpstream(opts: { truncate?: boolean } = {}): Promise<FakeUpst
         }),
     };
     udp.on('message', (q, peer) => {
-      fake.asked.push(readQuestion(q).name);
+      fake.asked.push(questionName(q));
       const r = answer(q, UPSTREAM_IP, opts.truncate === true ? 0 : 1);
-      if (opts.truncate === true) r.writeUInt16BE(readHeader(r).flags | 0x0200, 2);
+      if (opts.truncate === true) r.writeUInt16BE(r.readUInt16BE(2) | 0x0200, 2);
       udp.send(r, peer.port, peer.address);
     });
     tcp.on('connection', (s) => {
       s.on('data', (chunk: Buffer) => {
         for (const q of unframe(chunk).messages) {
-          fake.tcpAsked.push(readQuestion(q).name);
+          fake.tcpAsked.push(questionName(q));
           s.write(frame(answer(q, UPSTREAM_IP, 2)));
         }
       });
@@ -136,7 +135,7 @@ function udpAsk(port: number, msg: Buffer, timeoutMs = 3000): Promise<Buffer | u
   });
 }
 
-async function ask(port: number, name: string, id = 0x1234, type = RrType.A): Promise<Buffer> {
+async function ask(port: number, name: string, id = 0x1234, type = 'A'): Promise<Buffer> {
   const r = await udpAsk(port, buildQuery({ id, name, type }));
   if (r === undefined) throw new Error(`no answer for ${name}`);
   return r;
@@ -162,8 +161,21 @@ function tcpAsk(port: number, queries: Buffer[], expect = queries.length): Promi
   });
 }
 
-const ips = (r: Buffer): string[] => readSections(r).answers.map((a) => [...a.rdata].join('.'));
-const owners = (r: Buffer): string[] => readSections(r).answers.map((a) => nameToString(a.owner));
+const ips = (r: Buffer): string[] =>
+  (decode(r).answers ?? []).map((a) => ('data' in a && typeof a.data === 'string' ? a.data : ''));
+const owners = (r: Buffer): string[] => (decode(r).answers ?? []).map((a) => a.name);
+const head = (
+  r: Buffer,
+): { id: number; qr: boolean; tc: boolean; rcode: string; ancount: number } => {
+  const d = decode(r);
+  return {
+    id: d.id ?? 0,
+    qr: d.flag_qr,
+    tc: d.flag_tc,
+    rcode: d.rcode ?? '',
+    ancount: d.answers?.length ?? 0,
+  };
+};
 
 test('cluster names go to the cluster and keep the client id (cluster side faked)', async (t) => {
   const fake = fakeCluster(['echo.samples.svc.cluster.local']);
@@ -171,7 +183,7 @@ test('cluster names go to the cluster and keep the client id (cluster side faked
   t.teardown(() => upstream.close());
   await using server = await startServer({ cluster: fake.cluster, upstream: [upstream.address] });
   const r = await ask(server.port, 'Echo.Samples.svc.Cluster.Local', 0xbeef);
-  t.like(readHeader(r), { id: 0xbeef, qr: true, rcode: Rcode.noError });
+  t.like(head(r), { id: 0xbeef, qr: true, rcode: 'NOERROR' });
   t.deepEqual(ips(r), ['198.18.128.20']);
   t.deepEqual(fake.asked, ['echo.samples.svc.cluster.local']);
   t.deepEqual(upstream.asked, []);
@@ -184,7 +196,7 @@ test('other names go to the upstream over UDP and the client id is restored', as
   t.teardown(() => upstream.close());
   await using server = await startServer({ cluster: fake.cluster, upstream: [upstream.address] });
   const r = await ask(server.port, 'www.example.test', 0x0042);
-  t.like(readHeader(r), { id: 0x0042, rcode: Rcode.noError });
+  t.like(head(r), { id: 0x0042, rcode: 'NOERROR' });
   t.deepEqual(ips(r), ['198.18.200.1']);
   t.deepEqual(upstream.asked, ['www.example.test']);
   t.deepEqual(fake.asked, []);
@@ -199,12 +211,17 @@ test('short names are tried in the cluster first and answered under the asked na
   ]);
   const upstream = await fakeUpstream();
   t.teardown(() => upstream.close());
-  await using server = await startServer({ cluster: fake.cluster, upstream: [upstream.address] });
+  await using server = await startServer({
+    cluster: fake.cluster,
+    upstream: [upstream.address],
+    // `store` is also a public top-level domain: a service of that name makes it the cluster's.
+    knownNames: () => new Set(['samples', 'store']),
+  });
   for (const name of ['echo', 'store-0.store', 'web.other']) {
     const r = await ask(server.port, name);
     t.deepEqual(ips(r), ['198.18.128.20'], name);
     t.deepEqual(owners(r), [name]);
-    t.is(readQuestion(r).name, name);
+    t.is(questionName(r), name);
   }
   t.true(fake.asked.includes('web.other.svc.cluster.local'));
   // Not in the cluster: the name as typed goes upstream.
@@ -226,19 +243,60 @@ test('with expandShortNames off, short names go straight upstream (cluster side 
   t.deepEqual(fake.asked, []);
 });
 
-test('reverse names go to the cluster only when clusterReverse claims them (cluster side faked)', async (t) => {
+test('reverse names of cluster addresses go to the cluster, others and zones upstream (cluster side faked)', async (t) => {
   const fake = fakeCluster(['20.128.18.198.in-addr.arpa']);
   const upstream = await fakeUpstream();
   t.teardown(() => upstream.close());
   await using server = await startServer({
     cluster: fake.cluster,
     upstream: [upstream.address],
-    clusterReverse: (name) => name.endsWith('.18.198.in-addr.arpa'),
+    isClusterAddress: (ip) => ip.startsWith('198.18.'),
   });
-  await ask(server.port, '20.128.18.198.in-addr.arpa', 1, RrType.PTR);
-  await ask(server.port, '1.0.19.198.in-addr.arpa', 2, RrType.PTR);
+  await ask(server.port, '20.128.18.198.in-addr.arpa', 1, 'PTR');
+  await ask(server.port, '1.0.19.198.in-addr.arpa', 2, 'PTR');
+  await ask(server.port, '128.18.198.in-addr.arpa', 3, 'SOA');
   t.deepEqual(fake.asked, ['20.128.18.198.in-addr.arpa']);
-  t.deepEqual(upstream.asked, ['1.0.19.198.in-addr.arpa']);
+  t.deepEqual(upstream.asked, ['1.0.19.198.in-addr.arpa', '128.18.198.in-addr.arpa']);
+});
+
+test('a query that came over TCP is asked of the cluster over TCP and answered whole (cluster side faked)', async (t) => {
+  const transports: string[] = [];
+  const cluster: DnsServerOptions['cluster'] = (q, transport) => {
+    transports.push(transport);
+    // As CoreDNS does: a UDP answer is cut to what the query allows, a TCP answer is not.
+    return Promise.resolve(
+      transport === 'tcp' ? answer(q, CLUSTER_IP, 100) : answer(q, CLUSTER_IP, 29),
+    );
+  };
+  await using server = await startServer({ cluster });
+  const name = 'many.samples.svc.cluster.local';
+  const [tcp] = await tcpAsk(server.port, [buildQuery({ id: 9, name, type: 'A' })]);
+  t.is(tcp && ips(tcp).length, 100);
+  t.is(tcp && head(tcp).id, 9);
+  await ask(server.port, name, 10);
+  t.deepEqual(transports, ['tcp', 'udp']);
+});
+
+test('a public two-label name goes straight upstream and never waits for the cluster (cluster side faked)', async (t) => {
+  const fake = fakeCluster(['api.dev.svc.cluster.local']);
+  const upstream = await fakeUpstream();
+  t.teardown(() => upstream.close());
+  const slowCluster: DnsServerOptions['cluster'] = async (q, transport) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    return fake.cluster(q, transport);
+  };
+  await using server = await startServer({
+    cluster: slowCluster,
+    upstream: [upstream.address],
+    knownNames: () => new Set(['samples', 'dev']),
+  });
+  const started = Date.now();
+  t.deepEqual(ips(await ask(server.port, 'example.com')), ['198.18.200.1']);
+  t.true(Date.now() - started < 500, `${Date.now() - started} ms`);
+  t.deepEqual(fake.asked, []);
+  // A namespace named like a top-level domain is still the cluster's.
+  t.deepEqual(ips(await ask(server.port, 'api.dev')), ['198.18.128.20']);
+  t.true(fake.asked.includes('api.dev.svc.cluster.local'));
 });
 
 test('TCP carries several queries on one connection, each with its id', async (t) => {
@@ -247,10 +305,10 @@ test('TCP carries several queries on one connection, each with its id', async (t
   t.teardown(() => upstream.close());
   await using server = await startServer({ cluster: fake.cluster, upstream: [upstream.address] });
   const answers = await tcpAsk(server.port, [
-    buildQuery({ id: 11, name: 'echo.samples.svc.cluster.local', type: RrType.A }),
-    buildQuery({ id: 12, name: 'www.example.test', type: RrType.A }),
+    buildQuery({ id: 11, name: 'echo.samples.svc.cluster.local', type: 'A' }),
+    buildQuery({ id: 12, name: 'www.example.test', type: 'A' }),
   ]);
-  const byId = new Map(answers.map((r) => [readHeader(r).id, ips(r)]));
+  const byId = new Map(answers.map((r) => [head(r).id, ips(r)]));
   t.deepEqual(byId.get(11), ['198.18.128.20']);
   t.deepEqual(byId.get(12), ['198.18.200.1']);
 });
@@ -260,7 +318,7 @@ test('a truncated UDP answer from the upstream is asked again over TCP', async (
   t.teardown(() => upstream.close());
   await using server = await startServer({ upstream: [upstream.address] });
   const r = await ask(server.port, 'big.example.test', 0x7777);
-  t.like(readHeader(r), { id: 0x7777, tc: false, rcode: Rcode.noError });
+  t.like(head(r), { id: 0x7777, tc: false, rcode: 'NOERROR' });
   t.deepEqual(ips(r), ['198.18.200.1', '198.18.200.1']);
   t.deepEqual(upstream.asked, ['big.example.test']);
   t.deepEqual(upstream.tcpAsked, ['big.example.test']);
@@ -271,9 +329,9 @@ test('an answer too big for the client is sent truncated over UDP and whole over
   await using server = await startServer({ cluster });
   const name = 'many.samples.svc.cluster.local';
   const udp = await ask(server.port, name, 5);
-  t.like(readHeader(udp), { id: 5, tc: true, ancount: 0 });
-  const [tcp] = await tcpAsk(server.port, [buildQuery({ id: 6, name, type: RrType.A })]);
-  t.is(tcp && readSections(tcp).answers.length, 40);
+  t.like(head(udp), { id: 5, tc: true, ancount: 0 });
+  const [tcp] = await tcpAsk(server.port, [buildQuery({ id: 6, name, type: 'A' })]);
+  t.is(tcp && ips(tcp).length, 40);
 });
 
 test('the next upstream is asked when the first one stays silent', async (t) => {
@@ -297,20 +355,20 @@ test('a slow or failing cluster gives SERVFAIL within the timeout (cluster side 
   const started = Date.now();
   const r = await ask(server.port, 'echo.samples.svc.cluster.local', 0x99);
   const elapsed = Date.now() - started;
-  t.like(readHeader(r), { id: 0x99, rcode: Rcode.servFail });
+  t.like(head(r), { id: 0x99, rcode: 'SERVFAIL' });
   t.true(elapsed >= 250 && elapsed < 1500, `${elapsed} ms`);
 
   const failing = (): Promise<Buffer> => Promise.reject(new Error('tunnel down'));
   await using other = await startServer({ cluster: failing });
   const r2 = await ask(other.port, 'echo.samples.svc.cluster.local');
-  t.is(readHeader(r2).rcode, Rcode.servFail);
+  t.is(head(r2).rcode, 'SERVFAIL');
   t.like(other.stats(), { failures: 1 });
 });
 
 test('malformed packets are dropped and the server keeps answering (cluster side faked)', async (t) => {
   const fake = fakeCluster(['echo.samples.svc.cluster.local']);
   await using server = await startServer({ cluster: fake.cluster });
-  const good = buildQuery({ id: 1, name: 'echo.samples.svc.cluster.local', type: RrType.A });
+  const good = buildQuery({ id: 1, name: 'echo.samples.svc.cluster.local', type: 'A' });
   const loop = Buffer.concat([good.subarray(0, 12), Buffer.from([0xc0, 12, 0, 1, 0, 1])]);
   const response = answer(good, CLUSTER_IP);
   for (const bad of [Buffer.from([1, 2, 3]), good.subarray(0, 20), loop, response]) {
@@ -329,7 +387,7 @@ test('the server never forwards to itself, and with no upstream answers SERVFAIL
   await using server = await startServer({ port, upstream: [`127.0.0.1:${port}`] });
   t.deepEqual(server.upstream, []);
   const r = await ask(server.port, 'www.example.test');
-  t.is(readHeader(r).rcode, Rcode.servFail);
+  t.is(head(r).rcode, 'SERVFAIL');
   t.like(server.stats(), { failures: 1 });
 });
 

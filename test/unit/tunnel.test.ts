@@ -10,8 +10,12 @@ import { createSocket } from 'node:dgram';
 import { PassThrough } from 'node:stream';
 import { startManager } from '../../agent/manager.js';
 import { TunnelPool } from '../../src/daemon/tunnel-pool.js';
+import dnsPacket from 'dns-packet';
+import { exchangeOverStream, frame, unframe } from '../../src/daemon/dns/upstream.js';
+import { buildQuery } from '../../src/daemon/dns/message.js';
 import {
   DatagramTunnel,
+  FramedStream,
   FrameParser,
   FrameType,
   encodeFrame,
@@ -161,4 +165,63 @@ test('when the manager is gone, dials fail fast and the pool says it is reconnec
   t.false(r.ok);
   t.true(Date.now() - start < 2000);
   t.is(pool.snapshot().state, 'reconnecting');
+});
+
+test(
+  'a DNS query over TCP crosses a tunnel stream and its whole answer comes back',
+  withTunnel,
+  async (t, pool) => {
+    // A TCP DNS server answering with 300 records: far more than any UDP answer could hold.
+    const dns = createServer((socket) => {
+      // The client drops the stream once it has its answer; the manager then resets this end.
+      socket.on('error', () => undefined);
+      let pending: Buffer = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        const { messages, rest } = unframe(Buffer.concat([pending, chunk]));
+        pending = rest;
+        for (const q of messages) {
+          const query = dnsPacket.decode(q);
+          const name = query.questions?.[0]?.name ?? '';
+          const answers = Array.from({ length: 300 }, (_, i) => ({
+            type: 'A' as const,
+            name,
+            ttl: 5,
+            data: `198.18.${100 + (i >> 8)}.${i & 255}`,
+          }));
+          const response = dnsPacket.encode({ ...query, type: 'response', answers });
+          socket.write(frame(response));
+        }
+      });
+    });
+    const port = await listen(dns);
+    t.teardown(() => dns.close());
+    const r = await pool.dial('tcp', '127.0.0.1', port);
+    if (!r.ok) return t.fail(r.message);
+    const query = buildQuery({ id: 77, name: 'many.samples.svc.cluster.local', type: 'A' });
+    const answer = dnsPacket.decode(
+      await exchangeOverStream(new FramedStream(r.stream), query, 5000),
+    );
+    t.is(answer.id, 77);
+    t.is(answer.answers?.length, 300);
+  },
+);
+
+test('a framed stream ends on the peer’s FIN and fails on its RST', async (t) => {
+  const fin = new PassThrough();
+  const a = new FramedStream(fin);
+  const got: string[] = [];
+  a.on('data', (b: Buffer) => got.push(b.toString()));
+  const ended = new Promise((resolve) => a.once('end', resolve));
+  fin.write(
+    Buffer.concat([encodeFrame(FrameType.data, Buffer.from('hi')), encodeFrame(FrameType.fin)]),
+  );
+  await ended;
+  t.deepEqual(got, ['hi']);
+
+  const rst = new PassThrough();
+  const b = new FramedStream(rst);
+  b.resume();
+  const failed = new Promise<Error>((resolve) => b.once('error', resolve));
+  rst.write(encodeFrame(FrameType.rst));
+  t.regex((await failed).message, /reset/);
 });

@@ -1,8 +1,10 @@
 import { networkInterfaces } from 'node:os';
 import { TpError } from '../../lib/errors.js';
 import type { DebugFn } from '../../lib/log.js';
-import { encodeName } from './name.js';
 import type { Nameserver } from './upstream.js';
+
+/** How a query reached tp, and so how it is asked of the cluster. */
+export type Transport = 'udp' | 'tcp';
 
 export interface DnsServerOptions {
   /** Default 127.0.0.1: the address /etc/resolv.conf names. */
@@ -13,13 +15,15 @@ export interface DnsServerOptions {
   clusterDomain: string;
   /** The connected namespace: single-label names are looked up in it. */
   namespace: string;
-  /** Exchanges one DNS message with the cluster's DNS, through the tunnel. */
-  cluster: (query: Buffer) => Promise<Buffer>;
+  /** The cluster's namespaces and the namespace's services (policy.ts); default: `namespace`. */
+  knownNames?: () => ReadonlySet<string>;
+  /** Exchanges one DNS message with the cluster's DNS, through the tunnel, over `transport`. */
+  cluster: (query: Buffer, transport: Transport) => Promise<Buffer>;
   /** The nameservers the container had before, `ip` or `ip:port`; tp's own address is skipped. */
   upstream: readonly string[];
-  /** For `*.in-addr.arpa` and `*.ip6.arpa`: true when the address is in a cluster range. */
-  clusterReverse?: (name: string) => boolean;
-  /** Look up 1- and 2-label names in the cluster first (see expand.ts). Default true. */
+  /** True when the address is in a range routed to the cluster: its reverse name is the cluster's. */
+  isClusterAddress?: (ip: string) => boolean;
+  /** Look up short names in the cluster first (see policy.ts). Default true. */
   expandShortNames?: boolean;
   /** How long a query may take before the client gets SERVFAIL. Default 4000. */
   timeoutMs?: number;
@@ -37,6 +41,8 @@ export function isSelf(ns: Nameserver, host: string, port: number): boolean {
   return ns.address.startsWith('127.') || local.includes(ns.address);
 }
 
+const LABEL = /^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$/;
+
 /** Rejects options no daemon should start with, naming what was wrong. */
 export function validate(opts: DnsServerOptions): void {
   const bad = (what: string): TpError =>
@@ -44,12 +50,11 @@ export function validate(opts: DnsServerOptions): void {
       code: 'DNS_CONFIG',
       fix: 'Check the cluster domain and namespace tp was started with (tp connect --namespace).',
     });
-  try {
-    encodeName(opts.clusterDomain);
-  } catch {
+  const domain = opts.clusterDomain.toLowerCase().replace(/^\.+|\.+$/g, '');
+  if (domain === '') throw bad('the cluster domain is empty');
+  if (domain.length > 253 || !domain.split('.').every((l) => LABEL.test(l))) {
     throw bad(`"${opts.clusterDomain}" is not a DNS domain`);
   }
-  if (opts.clusterDomain.replace(/\./g, '') === '') throw bad('the cluster domain is empty');
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.namespace)) {
     throw bad(`"${opts.namespace}" is not a namespace name`);
   }

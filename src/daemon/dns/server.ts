@@ -3,20 +3,18 @@ import type { RemoteInfo } from 'node:dgram';
 import type { Server, Socket } from 'node:net';
 import { messageOf } from '../../lib/errors.js';
 import { debugLogger, type DebugFn } from '../../lib/log.js';
-import { answerForShortName, shortNameCandidates } from './expand.js';
-import { isSelf, validate, type DnsServerOptions } from './options.js';
+import { isSelf, validate, type DnsServerOptions, type Transport } from './options.js';
+import { routeName, renameOwners, type ClusterNames, type NameRoute } from './policy.js';
 import { bindUdpAndTcp, serveTcp, type UdpSocket } from './transport.js';
 import {
-  CLASS_IN,
-  Rcode,
   buildQuery,
+  decode,
   errorResponse,
-  readHeader,
-  readQuestion,
-  truncateResponse,
-  udpPayloadLimit,
+  parseQuery,
+  respond,
+  truncated,
   withId,
-  type Question,
+  type Query,
 } from './message.js';
 import { forward, formatNameserver, parseNameserver, type Nameserver } from './upstream.js';
 
@@ -31,16 +29,13 @@ export type DnsStats = Record<'queries' | 'cluster' | 'upstream' | 'failures' | 
 
 /**
  * The daemon's DNS server on 127.0.0.1:53, which every container joined to the daemon's
- * network namespace uses through the shared /etc/resolv.conf.
+ * network namespace uses through the shared /etc/resolv.conf. Which names are the cluster's
+ * is decided in policy.ts; everything else goes to the nameservers the container had before,
+ * so public names and Docker's own names (127.0.0.11) keep resolving.
  *
- * Routing: a name is the cluster's when it is the cluster domain or under it, or when it is a
- * reverse name that `clusterReverse` claims. Everything else goes to the nameservers the
- * container had before, so public names and Docker's own names (127.0.0.11) keep resolving.
- * Users type `svc`, `svc.ns`, `svc.ns.svc` or `store-0.store`, not full names: the search list
- * tp writes into resolv.conf (`<ns>.svc.<domain> svc.<domain> <domain>`, with ndots:5) makes
- * the stub resolver try the full cluster names first, so those reach this server already under
- * the cluster domain. Only clients that skip the search list send the short name itself; for
- * those, `expandShortNames` tries the cluster before the upstream.
+ * A query keeps its transport on the way to the cluster: one that came over TCP is asked over
+ * TCP, so an answer of any size (a headless service with hundreds of endpoints) reaches the
+ * client whole, as it would from the cluster's DNS itself.
  */
 export class DnsServer implements AsyncDisposable {
   private readonly counters: DnsStats = {
@@ -52,7 +47,7 @@ export class DnsServer implements AsyncDisposable {
   };
   private readonly connections = new Set<Socket>();
   private stopped: Promise<void> | undefined;
-  private readonly domain: string;
+  private readonly names: ClusterNames;
   private readonly timeoutMs: number;
   private readonly log: DebugFn;
   private readonly nameservers: readonly Nameserver[];
@@ -66,7 +61,13 @@ export class DnsServer implements AsyncDisposable {
     readonly port: number,
     private readonly opts: DnsServerOptions,
   ) {
-    this.domain = opts.clusterDomain.toLowerCase().replace(/^\.+|\.+$/g, '');
+    const known = new Set([opts.namespace]);
+    this.names = {
+      domain: opts.clusterDomain.toLowerCase().replace(/^\.+|\.+$/g, ''),
+      namespace: opts.namespace,
+      known: opts.knownNames ?? (() => known),
+      ...(opts.isClusterAddress === undefined ? {} : { isClusterAddress: opts.isClusterAddress }),
+    };
     this.timeoutMs = opts.timeoutMs ?? 4000;
     this.log = opts.log ?? debugLogger('dns');
     // Forwarding to itself would loop until every query timed out.
@@ -79,7 +80,7 @@ export class DnsServer implements AsyncDisposable {
       this.log(`UDP socket: ${err.message}`);
     });
     tcp.on('connection', (socket) => {
-      serveTcp(socket, this.connections, (msg) => this.answer(msg, false));
+      serveTcp(socket, this.connections, (msg) => this.answer(msg, 'tcp'));
     });
   }
 
@@ -116,7 +117,7 @@ export class DnsServer implements AsyncDisposable {
   }
 
   private async onDatagram(msg: Buffer, peer: RemoteInfo): Promise<void> {
-    const response = await this.answer(msg, true);
+    const response = await this.answer(msg, 'udp');
     if (response === undefined || this.stopped !== undefined) return;
     this.udp.send(response, peer.port, peer.address, (err) => {
       if (err) this.log(`UDP send to ${peer.address}:${peer.port}: ${err.message}`);
@@ -124,11 +125,10 @@ export class DnsServer implements AsyncDisposable {
   }
 
   /** Never rejects: a packet that does not parse is dropped; a query always gets an answer. */
-  private async answer(query: Buffer, udp: boolean): Promise<Buffer | undefined> {
-    let question: Question;
+  private async answer(msg: Buffer, transport: Transport): Promise<Buffer | undefined> {
+    let query: Query;
     try {
-      question = readQuestion(query);
-      if (readHeader(query).qr) throw new Error('a response, not a query');
+      query = parseQuery(msg);
     } catch (err) {
       this.counters.dropped += 1;
       this.log(`dropped a packet: ${messageOf(err)}`);
@@ -136,13 +136,13 @@ export class DnsServer implements AsyncDisposable {
     }
     this.counters.queries += 1;
     try {
-      const response = await this.route(query, question);
-      return udp && response.length > udpPayloadLimit(query)
-        ? truncateResponse(response)
+      const response = await this.route(msg, query, transport);
+      return transport === 'udp' && response.length > query.udpLimit
+        ? truncated(query, response)
         : response;
     } catch (err) {
       // A bug, or an answer that parsed once and not twice: SERVFAIL, never a crash.
-      this.log(`${question.name}: ${messageOf(err)}`);
+      this.log(`${query.name}: ${messageOf(err)}`);
       try {
         return this.servFail(query);
       } catch {
@@ -151,54 +151,58 @@ export class DnsServer implements AsyncDisposable {
     }
   }
 
-  private async route(query: Buffer, question: Question): Promise<Buffer> {
-    if (readHeader(query).opcode !== 0) return errorResponse(query, Rcode.notImp);
+  private async route(msg: Buffer, query: Query, transport: Transport): Promise<Buffer> {
+    if (query.opcode !== 'QUERY') return errorResponse(query, 'NOTIMP');
     const deadline = Date.now() + this.timeoutMs;
-    if (this.isClusterName(question.name)) return this.fromCluster(query, question);
-    if (this.opts.expandShortNames !== false && question.class === CLASS_IN) {
+    const route = this.routeOf(query);
+    if (route.to === 'cluster') return this.fromCluster(msg, query, transport);
+    if (route.to === 'expand') {
       // Half the budget at most, so the upstream still answers before the client gives up.
-      const found = await this.shortName(query, question, this.timeoutMs / 2);
+      const found = await this.expanded(query, route.candidates, transport, this.timeoutMs / 2);
       if (found !== undefined) return found;
     }
-    return this.fromUpstream(query, question, deadline - Date.now());
+    return this.fromUpstream(msg, query, deadline - Date.now());
   }
 
-  private isClusterName(name: string): boolean {
-    if (name === this.domain || name.endsWith(`.${this.domain}`)) return true;
-    if (!/(^|\.)(in-addr|ip6)\.arpa$/.test(name) || this.opts.clusterReverse === undefined) {
-      return false;
-    }
-    try {
-      return this.opts.clusterReverse(name);
-    } catch {
-      return false;
-    }
+  private routeOf(query: Query): NameRoute {
+    const route = routeName(query.name, this.names);
+    if (route.to !== 'expand') return route;
+    return this.opts.expandShortNames === false || query.class !== 'IN'
+      ? { to: 'upstream' }
+      : route;
   }
 
-  private async fromCluster(query: Buffer, question: Question): Promise<Buffer> {
+  private async fromCluster(msg: Buffer, query: Query, transport: Transport): Promise<Buffer> {
     try {
-      const answer = await this.askCluster(query, this.timeoutMs);
+      const answer = await this.askCluster(msg, transport, this.timeoutMs);
       this.counters.cluster += 1;
-      return withId(answer, readHeader(query).id);
+      return withId(answer, query.id);
     } catch (err) {
-      this.log(`cluster, ${question.name}: ${messageOf(err)}`);
+      this.log(`cluster, ${query.name}: ${messageOf(err)}`);
       return this.servFail(query);
     }
   }
 
-  private async shortName(
-    query: Buffer,
-    question: Question,
+  /** Asked together; the first candidate in search-list order that has records wins. */
+  private async expanded(
+    query: Query,
+    candidates: readonly string[],
+    transport: Transport,
     budgetMs: number,
   ): Promise<Buffer | undefined> {
-    const candidates = shortNameCandidates(question, this.opts.namespace, this.domain);
-    // Asked together; the first candidate in search-list order that has records wins.
+    const asked = query.packet.questions?.[0]?.name ?? query.name;
     const found = await Promise.all(
       candidates.map(async (name) => {
-        const id = randomInt(0x10000);
-        const q = buildQuery({ id, name, type: question.type, udpSize: 1232 });
+        const q = buildQuery({ id: randomInt(0x10000), name, type: query.type, udpSize: 1232 });
         try {
-          return answerForShortName(query, name, await this.askCluster(q, budgetMs));
+          const answer = decode(await this.askCluster(q, transport, budgetMs));
+          if (answer.rcode !== 'NOERROR' || (answer.answers ?? []).length === 0) return undefined;
+          // Authority and additional records describe the expanded name's zone: dropped.
+          return respond(query, {
+            rcode: 'NOERROR',
+            aa: answer.flag_aa,
+            answers: renameOwners(answer.answers ?? [], name, asked),
+          });
         } catch {
           return undefined;
         }
@@ -210,30 +214,29 @@ export class DnsServer implements AsyncDisposable {
   }
 
   /** The cluster's answer, or a rejection when it fails, is late or does not parse. */
-  private async askCluster(query: Buffer, timeoutMs: number): Promise<Buffer> {
+  private async askCluster(msg: Buffer, transport: Transport, timeoutMs: number): Promise<Buffer> {
     const answer = await withTimeout(
-      Promise.resolve().then(() => this.opts.cluster(query)),
+      Promise.resolve().then(() => this.opts.cluster(msg, transport)),
       timeoutMs,
     );
-    if (!readHeader(answer).qr) throw new Error('the cluster sent back a query, not an answer');
-    readQuestion(answer);
+    if (!decode(answer).flag_qr) throw new Error('the cluster sent back a query, not an answer');
     return answer;
   }
 
-  private async fromUpstream(query: Buffer, question: Question, budgetMs: number): Promise<Buffer> {
+  private async fromUpstream(msg: Buffer, query: Query, budgetMs: number): Promise<Buffer> {
     try {
-      const answer = await forward(this.nameservers, query, Math.max(1, budgetMs));
+      const answer = await forward(this.nameservers, msg, Math.max(1, budgetMs));
       this.counters.upstream += 1;
       return answer;
     } catch (err) {
-      this.log(`upstream, ${question.name}: ${messageOf(err)}`);
+      this.log(`upstream, ${query.name}: ${messageOf(err)}`);
       return this.servFail(query);
     }
   }
 
-  private servFail(query: Buffer): Buffer {
+  private servFail(query: Query): Buffer {
     this.counters.failures += 1;
-    return errorResponse(query, Rcode.servFail);
+    return errorResponse(query, 'SERVFAIL');
   }
 }
 

@@ -1,8 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TpError, systemErrorCode } from '../../lib/errors.js';
-import { readHeader, readQuestion, withId } from './message.js';
+import { answers, decode, idOf, withId } from './message.js';
 
 /** A nameserver to forward to. */
 export interface Nameserver {
@@ -48,7 +49,7 @@ export async function forward(
   query: Buffer,
   timeoutMs: number,
 ): Promise<Buffer> {
-  const clientId = readHeader(query).id;
+  const clientId = idOf(query);
   const end = Date.now() + timeoutMs;
   const errors: string[] = [];
   for (const [i, ns] of nameservers.entries()) {
@@ -58,7 +59,7 @@ export async function forward(
     const attempt = withId(query, randomInt(0x10000));
     try {
       let answer = await exchangeUdp(ns, attempt, perServer);
-      if (readHeader(answer).tc) {
+      if (decode(answer).flag_tc) {
         // The truncated answer is still an answer: the client can retry over TCP itself.
         answer = await exchangeTcp(ns, attempt, Math.max(1, deadline - Date.now())).catch(
           () => answer,
@@ -70,23 +71,6 @@ export async function forward(
     }
   }
   throw new Error(errors.length === 0 ? 'no upstream nameserver' : errors.join('; '));
-}
-
-/** True when `answer` answers `query`: same id, same question. */
-function answers(query: Buffer, answer: Buffer): boolean {
-  try {
-    const q = readQuestion(query);
-    const a = readQuestion(answer);
-    return (
-      readHeader(answer).qr &&
-      readHeader(answer).id === readHeader(query).id &&
-      a.name === q.name &&
-      a.type === q.type &&
-      a.class === q.class
-    );
-  } catch {
-    return false;
-  }
 }
 
 export function exchangeUdp(ns: Nameserver, query: Buffer, timeoutMs: number): Promise<Buffer> {
@@ -121,32 +105,48 @@ export function exchangeUdp(ns: Nameserver, query: Buffer, timeoutMs: number): P
 }
 
 export function exchangeTcp(ns: Nameserver, query: Buffer, timeoutMs: number): Promise<Buffer> {
+  const socket = connect({ host: ns.address, port: ns.port });
+  return exchangeOverStream(socket, query, timeoutMs).catch((err: unknown) => {
+    throw new Error(
+      `TCP: ${systemErrorCode(err) ?? (err instanceof Error ? err.message : String(err))}`,
+    );
+  });
+}
+
+/**
+ * One query and its answer over a byte stream in DNS's TCP framing: a TCP connection to a
+ * nameserver, or a tunnel stream to the cluster's. The stream is destroyed either way.
+ */
+export function exchangeOverStream(
+  stream: Duplex,
+  query: Buffer,
+  timeoutMs: number,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: ns.address, port: ns.port });
     let pending: Buffer = Buffer.alloc(0);
+    const done = (err: Error | undefined, answer?: Buffer): void => {
+      clearTimeout(timer);
+      stream.destroy();
+      if (answer === undefined) reject(err ?? new Error('no answer'));
+      else resolve(answer);
+    };
     const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer over TCP within ${Math.round(timeoutMs)} ms`));
+      done(new Error(`no answer over TCP within ${Math.round(timeoutMs)} ms`));
     }, timeoutMs);
-    socket.once('connect', () => socket.write(frame(query)));
-    socket.on('data', (chunk: Buffer) => {
+    stream.on('data', (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
       const { messages, rest } = unframe(pending);
       pending = rest;
       const answer = messages.find((m) => answers(query, m));
-      if (answer === undefined) return;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(answer);
+      if (answer !== undefined) done(undefined, answer);
     });
-    socket.once('close', () => {
-      clearTimeout(timer);
-      reject(new Error('TCP connection closed without an answer'));
+    stream.once('close', () => {
+      done(new Error('connection closed without an answer'));
     });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`TCP: ${systemErrorCode(err) ?? err.message}`));
+    stream.on('error', (err) => {
+      done(err);
     });
+    stream.write(frame(query));
   });
 }
 
