@@ -1,7 +1,7 @@
 # The tp daemon: Node running the session, with the Go netstack library loaded through koffi.
-# tp builds it from its package root; src/images/images.ts lists the files in the context.
-# Production dependencies arrive staged in deps/ (src/images/deps.ts), so the build itself
-# fetches nothing from npm.
+# tp builds it from its package root; src/images/recipes.ts chooses the files in the context:
+# the modules dist/src/daemon/main.js imports, the npm packages they use, staged in deps/
+# (src/images/deps.ts) so the build itself fetches nothing from npm, and the Go sources.
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG GO_IMAGE=golang:1.26-bookworm
 

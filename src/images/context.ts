@@ -20,6 +20,8 @@ export interface ContextSource {
   prefix?: string;
   /** Paths (relative to `dir`) to leave out. */
   skip?: RegExp;
+  /** When given, only files whose path (relative to `dir`) matches are taken. */
+  keep?: RegExp;
 }
 
 /** Reads every file the sources name, sorted by context path. */
@@ -32,7 +34,7 @@ export function collectFiles(sources: readonly ContextSource[]): ContextFile[] {
       const st = statSync(abs);
       if (st.isDirectory()) {
         for (const name of readdirSync(abs)) walk(join(abs, name));
-      } else if (st.isFile()) {
+      } else if (st.isFile() && src.keep?.test(rel) !== false) {
         const path = src.prefix === undefined ? rel : `${src.prefix}/${rel}`;
         files.push({ path, mode: st.mode & 0o777, data: readFileSync(abs) });
       }

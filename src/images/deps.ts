@@ -4,9 +4,13 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Progress } from '../cli/progress.js';
+import type { Platform } from './lockfile.js';
 import { stageCached } from './stage.js';
 
 const run = promisify(execFile);
+
+/** What the images run on, so which of a package's platform builds npm installs for them. */
+export const imagePlatform: Platform = { os: 'linux', cpu: 'x64', libc: 'glibc' };
 
 /** What the production dependencies are determined by: the lockfile and the manifest. */
 export function depsKey(root: string): string {
@@ -16,8 +20,8 @@ export function depsKey(root: string): string {
 }
 
 /**
- * Installs tp's production dependencies for linux/x64 on the host and returns the folder
- * holding `node_modules`, which the image builds copy in.
+ * Installs tp's production dependencies for the images' platform on the host and returns the
+ * folder holding `node_modules`, from which each image build copies the packages it uses.
  *
  * Dependencies are fetched here, not by `npm ci` inside the image build, because a build
  * container may not reach the npm registry the way the host does (a proxy's CA that only
@@ -33,10 +37,11 @@ export function stageProductionDeps(root: string, progress: Progress): Promise<s
       produce: async (dir) => {
         copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
         copyFileSync(join(root, 'package-lock.json'), join(dir, 'package-lock.json'));
-        // The images run Debian on x64: fetch that platform's prebuilt binaries (koffi's),
-        // not the host's, and run no install scripts (no production dependency needs one).
+        // Fetch the images' platform's prebuilt binaries (koffi's), not the host's, and run no
+        // install scripts (no production dependency needs one).
+        const { os, cpu, libc } = imagePlatform;
         const args = ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'];
-        await run('npm', [...args, '--os=linux', '--cpu=x64', '--libc=glibc'], {
+        await run('npm', [...args, `--os=${os}`, `--cpu=${cpu}`, `--libc=${libc}`], {
           cwd: dir,
           maxBuffer: 16 * 1024 * 1024,
         });

@@ -1,46 +1,14 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DockerEngine } from '../docker/engine.js';
 import type { Progress } from '../cli/progress.js';
-import { TpError } from '../lib/errors.js';
-import { LABEL_CONTEXT_HASH, LABEL_VERSION, tpLabels, type Component } from '../lib/labels.js';
-import { clientVersion, packageRoot } from '../lib/package-info.js';
-import {
-  collectFiles,
-  contextTar,
-  hashFiles,
-  type ContextFile,
-  type ContextSource,
-} from './context.js';
-import { depsKey, stageProductionDeps } from './deps.js';
+import { LABEL_CONTEXT_HASH, LABEL_VERSION, tpLabels } from '../lib/labels.js';
+import { clientVersion } from '../lib/package-info.js';
+import { collectFiles, contextTar, type ContextSource } from './context.js';
+import { stageProductionDeps } from './deps.js';
 import { stageGoVendor } from './go-vendor.js';
+import { imageContext, recipes, stagedPackages, type ImageComponent } from './recipes.js';
 
-export type ImageComponent = Extract<Component, 'daemon' | 'agent'>;
-
-interface ImageRecipe {
-  dockerfile: string;
-  paths: string[];
-}
-
-const recipes: Record<ImageComponent, ImageRecipe> = {
-  daemon: {
-    dockerfile: 'containers/daemon.Dockerfile',
-    paths: [
-      'containers/daemon.Dockerfile',
-      'package.json',
-      'package-lock.json',
-      'dist/src',
-      'netstack',
-    ],
-  },
-  agent: {
-    dockerfile: 'containers/agent.Dockerfile',
-    paths: ['containers/agent.Dockerfile', 'package.json', 'package-lock.json', 'dist'],
-  },
-};
-
-/** Build outputs and editor litter never belong in an image. */
-const skip = /(^|\/)(node_modules|vendor|\.git|[^/]*\.tsbuildinfo|[^/]*~)$/;
+export type { ImageComponent } from './recipes.js';
 
 /** The base images the Dockerfiles start from, by the names Docker Hub uses. */
 export const baseImages = {
@@ -62,34 +30,12 @@ export function imageRef(component: ImageComponent, version = clientVersion()): 
   return `tp-${component}:${version}`;
 }
 
-interface PackageContext {
-  root: string;
-  files: ContextFile[];
-  /** Identifies the image this tp builds: its files and the dependencies it stages. */
-  hash: string;
-}
-
-function packageContext(component: ImageComponent): PackageContext {
-  const root = packageRoot();
-  const recipe = recipes[component];
-  const missing = recipe.paths.filter((p) => !existsSync(join(root, p)));
-  if (missing.length > 0) {
-    throw new TpError(
-      'config',
-      `The ${component} image cannot be built: ${missing.join(', ')} missing under ${root}.`,
-      { code: 'IMAGE_CONTEXT_MISSING', fix: 'Build tp first (`npm run build`), or reinstall it.' },
-    );
-  }
-  const files = collectFiles([{ dir: root, paths: recipe.paths, skip }]);
-  return { root, files, hash: hashFiles(files, [depsKey(root)]) };
-}
-
 export async function imageStatus(
   engine: DockerEngine,
   component: ImageComponent,
 ): Promise<ImageStatus> {
   const ref = imageRef(component);
-  const ctx = packageContext(component);
+  const ctx = await imageContext(component);
   const info = await engine.imageInfo(ref);
   const status: ImageStatus = {
     component,
@@ -113,7 +59,7 @@ export async function ensureImage(
   progress: Progress,
   options: { force?: boolean } = {},
 ): Promise<ImageStatus> {
-  const ctx = packageContext(component);
+  const ctx = await imageContext(component);
   const ref = imageRef(component);
   const before = await engine.imageInfo(ref);
   const built: ImageStatus = {
@@ -125,9 +71,11 @@ export async function ensureImage(
     contextHash: ctx.hash,
   };
   if (options.force !== true && before?.labels[LABEL_CONTEXT_HASH] === ctx.hash) return built;
-  const deps = await stageProductionDeps(ctx.root, progress);
-  const staged: ContextSource[] = [{ dir: deps, paths: ['node_modules'], prefix: 'deps' }];
-  if (component === 'daemon') {
+  const staged: ContextSource[] = [];
+  if (ctx.packages.length > 0) {
+    staged.push(...stagedPackages(await stageProductionDeps(ctx.root, progress), ctx.packages));
+  }
+  if (recipes[component].netstack) {
     const vendor = await stageGoVendor(join(ctx.root, 'netstack'), progress);
     if (vendor !== undefined) staged.push({ dir: vendor, paths: ['vendor'], prefix: 'netstack' });
   }

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { silentProgress } from '../../src/cli/progress.js';
 import { baseImages, ensureImage, imageStatus } from '../../src/images/images.js';
+import { imageContext } from '../../src/images/recipes.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
 import { clientVersion } from '../../src/lib/package-info.js';
 import { engine, testLabels, testSession } from '../helpers/docker.js';
@@ -51,4 +52,24 @@ test('each image starts, logs its version and stays up', async (t) => {
     t.like(JSON.parse(first ?? '{}'), { version: clientVersion() });
     t.regex(result.stdout, /still-up/);
   }
+});
+
+test('the agent image holds its context and nothing more: no node_modules, no source maps', async (t) => {
+  const session = testSession();
+  t.teardown(() => engine.removeLabelled({ [LABEL_SESSION]: session }));
+  const { ref } = await ensureImage(engine, 'agent', silentProgress);
+  const result = await engine.runToCompletion({
+    image: ref,
+    entrypoint: [],
+    cmd: ['sh', '-c', 'cd /app && find . -type f | sort'],
+    labels: testLabels(session),
+    networkMode: 'none',
+  });
+  t.is(result.exitCode, 0, result.stderr);
+  const context = await imageContext('agent');
+  const expected = context.files
+    .map((f) => `./${f.path}`)
+    .filter((p) => !p.startsWith('./containers/'))
+    .sort();
+  t.deepEqual(result.stdout.trim().split('\n'), expected);
 });
