@@ -16,11 +16,15 @@ export abstract class TpCommand extends Command {
   }
 
   protected override catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    // Every tp command parses first, so an error here came from parsing or after it; without
+    // this, oclif warns under NODE_ENV=development or test that a command failing to parse
+    // "did not parse its arguments", after the usage error.
+    this.parsed = true;
     if (err instanceof Errors.ExitError) {
       process.exitCode = err.oclif.exit;
       return Promise.resolve();
     }
-    const out = renderError(err, this.jsonEnabled(), debugEnabled());
+    const out = renderError(err, this.jsonEnabled(), debugEnabled(), { command: this.id });
     (out.stream === 'stdout' ? process.stdout : process.stderr).write(`${out.text}\n`);
     process.exitCode = out.exitCode;
     return Promise.resolve();

@@ -1,9 +1,8 @@
 import { Flags } from '@oclif/core';
 import { TpCommand } from '../cli/base-command.js';
 import { kubeFlags, kubeSelection } from '../cli/flags.js';
-import { nameFlag } from '../cli/session-flags.js';
+import { connectNameFlag } from '../cli/session-flags.js';
 import { DockerEngine } from '../docker/engine.js';
-import { TpError } from '../lib/errors.js';
 import { renderConnect } from '../render/session.js';
 import { settingsFromEnv } from '../session/config.js';
 import { connectDocker, type ConnectResult } from '../session/connect.js';
@@ -12,14 +11,15 @@ export default class Connect extends TpCommand {
   static override summary =
     "Start a daemon container that puts its network namespace in the cluster's network.";
   static override description =
-    'Containers started with `--network container:<daemon>` then reach services and pods by ClusterIP, pod IP and DNS name, as a pod in the namespace would. Installs tp-manager in the cluster on first use. Connecting again reports the running session.';
+    'Containers started with `--network container:<daemon>` then reach services and pods by ClusterIP, pod IP and DNS name, as a pod in the namespace would. Installs tp-manager in the cluster on first use. Connecting again reports the running session; a running session is only ever ended by `tp quit` or --replace.';
   static override examples = [
     '<%= config.bin %> connect --docker',
     '<%= config.bin %> connect --docker --namespace samples --also-proxy 198.18.200.0/24',
+    '<%= config.bin %> connect --docker --replace',
   ];
   static override flags = {
     ...kubeFlags,
-    ...nameFlag,
+    ...connectNameFlag,
     docker: Flags.boolean({
       description: 'Run the daemon in a Docker container (the only mode tp has).',
       required: true,
@@ -43,16 +43,19 @@ export default class Connect extends TpCommand {
     'manager-namespace': Flags.string({
       description: 'Where tp-manager lives (default: $TP_MANAGER_NAMESPACE or tp-system).',
     }),
+    network: Flags.string({
+      description:
+        'A Docker network of yours the daemon also joins, so its containers are reached by name (repeatable). The session has its own network too.',
+      multiple: true,
+    }),
+    replace: Flags.boolean({
+      description:
+        'End the running session of this name, as `tp quit` does (its joined containers lose the cluster), and start a new one.',
+    }),
   };
 
   async run(): Promise<ConnectResult> {
     const { flags } = await this.parse(Connect);
-    if (!flags.docker) {
-      throw new TpError('usage', 'tp only connects through Docker.', {
-        code: 'DOCKER_FLAG',
-        fix: 'Add --docker.',
-      });
-    }
     const settings = settingsFromEnv();
     if (flags.registry !== undefined) settings.registry = flags.registry;
     if (flags['manager-namespace'] !== undefined)
@@ -66,6 +69,8 @@ export default class Connect extends TpCommand {
         alsoProxy: flags['also-proxy'] ?? [],
         neverProxy: flags['never-proxy'] ?? [],
         settings,
+        replace: flags.replace,
+        networks: flags.network ?? [],
       },
       this.progress(),
     );

@@ -6,10 +6,11 @@ export default class Curl extends TpCommand {
   static override summary =
     "Run curl inside the session's network namespace; curl's exit code is tp's.";
   static override description =
-    "Every argument goes to curl (including --json, which is curl's own flag here). To pick a session when there are several, set TP_SESSION.";
+    "Every argument goes to curl (--json too, which is curl's own flag here), so tp takes no flag of its own: pick the session with TP_SESSION=<session>.";
   static override examples = [
     '<%= config.bin %> curl -sS http://echo.samples/',
     '<%= config.bin %> curl -v http://198.18.128.20:8080/',
+    'TP_SESSION=tp-tp-lab-samples <%= config.bin %> curl -sS http://echo/',
   ];
   static override strict = false;
   static override enableJsonFlag = false;

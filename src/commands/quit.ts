@@ -8,7 +8,10 @@ export default class Quit extends TpCommand {
     'End the session: stop the daemon and remove everything connect created in Docker.';
   static override description =
     'tp-manager stays in the cluster for the next connect; `tp uninstall` removes it.';
-  static override examples = ['<%= config.bin %> quit'];
+  static override examples = [
+    '<%= config.bin %> quit',
+    '<%= config.bin %> quit --name tp-tp-lab-samples',
+  ];
   static override flags = { ...nameFlag };
 
   async run(): Promise<QuitResult> {

@@ -32,6 +32,10 @@ export interface ContainerSpec {
   devices?: string[];
   /** `container:<id>` to join another container's network namespace, or a network name. */
   networkMode?: string;
+  /** More networks to attach before the container starts (`docker network connect`). */
+  networks?: string[];
+  /** Other names the container answers to on its `networkMode` network (Docker's DNS). */
+  networkAliases?: string[];
   /** Container ports published on the host's loopback only, each on a free host port. */
   publishLoopback?: number[];
   /** `name:address` entries for /etc/hosts; `host-gateway` is the engine's host address. */
@@ -146,6 +150,9 @@ export class DockerEngine {
       try {
         if (spec.files !== undefined && spec.files.length > 0) {
           await c.putArchive(await filesTar(spec.files), { path: '/' });
+        }
+        for (const network of spec.networks ?? []) {
+          await this.docker.getNetwork(network).connect({ Container: c.id });
         }
         await c.start();
       } catch (err) {
@@ -280,12 +287,27 @@ export class DockerEngine {
     const found = await this.listLabelled(labels);
     try {
       for (const c of found.containers) await this.removeContainer(c.id);
-      for (const n of found.networks) await this.docker.getNetwork(n.id).remove();
+      for (const n of found.networks) await this.removeNetwork(n.id);
       for (const v of found.volumes) await this.docker.getVolume(v.id).remove();
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw dockerError(err, this.endpoint, 'remove tp resources');
     }
     return found;
+  }
+
+  /**
+   * A tp network may still hold containers tp did not create (a user's database started on a
+   * session's network): they are disconnected, and keep running, before it goes.
+   */
+  private async removeNetwork(id: string): Promise<void> {
+    const network = this.docker.getNetwork(id);
+    const info = (await network.inspect()) as { Containers?: Record<string, unknown> | null };
+    for (const container of Object.keys(info.Containers ?? {})) {
+      await network.disconnect({ Container: container, Force: true }).catch((err: unknown) => {
+        if (statusCodeOf(err) !== 404) throw err;
+      });
+    }
+    await network.remove();
   }
 
   private async logs(containerId: string): Promise<{ stdout: string; stderr: string }> {
@@ -407,6 +429,11 @@ function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
       : { ExposedPorts: Object.fromEntries(spec.publishLoopback.map((p) => [`${p}/tcp`, {}])) }),
     Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
   };
+  if (spec.networkAliases !== undefined && spec.networkMode !== undefined) {
+    opts.NetworkingConfig = {
+      EndpointsConfig: { [spec.networkMode]: { Aliases: spec.networkAliases } },
+    };
+  }
   if (spec.name !== undefined) opts.name = spec.name;
   if (spec.cmd !== undefined) opts.Cmd = spec.cmd;
   if (spec.entrypoint !== undefined) opts.Entrypoint = spec.entrypoint;

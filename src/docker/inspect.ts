@@ -64,17 +64,40 @@ export async function inspectContainer(
   }
 }
 
-/** The subnets of a Docker network (by name or id), for collision checks. */
-export async function networkSubnets(engine: DockerEngine, network: string): Promise<string[]> {
+export interface NetworkDetails {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  subnets: string[];
+}
+
+/** A Docker network by name or id, or undefined when there is none. */
+export async function inspectNetwork(
+  engine: DockerEngine,
+  network: string,
+): Promise<NetworkDetails | undefined> {
   try {
     const info = (await engine.client.getNetwork(network).inspect()) as {
+      Id: string;
+      Name: string;
+      Labels?: Record<string, string> | null;
       IPAM?: { Config?: { Subnet?: string }[] | null };
     };
-    return (info.IPAM?.Config ?? []).flatMap((c) => (c.Subnet === undefined ? [] : [c.Subnet]));
+    return {
+      id: info.Id,
+      name: info.Name,
+      labels: info.Labels ?? {},
+      subnets: (info.IPAM?.Config ?? []).flatMap((c) => (c.Subnet === undefined ? [] : [c.Subnet])),
+    };
   } catch (err) {
-    if (statusCodeOf(err) === 404) return [];
+    if (statusCodeOf(err) === 404) return undefined;
     throw dockerError(err, engine.endpoint, `inspect network ${network}`);
   }
+}
+
+/** The subnets of a Docker network (by name or id), for collision checks. */
+export async function networkSubnets(engine: DockerEngine, network: string): Promise<string[]> {
+  return (await inspectNetwork(engine, network))?.subnets ?? [];
 }
 
 /** Tags `source` as `target` and pushes it to target's registry. */

@@ -1,5 +1,6 @@
-import { KubeConfig } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
+import { KubeConfig, type User } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { TpError } from '../lib/errors.js';
@@ -97,6 +98,68 @@ export function loadKubeConfig(
       namespace: context.namespace ?? 'default',
     },
   };
+}
+
+/** Who the chosen context says the user is, without carrying any credential in clear. */
+export interface KubeIdentity {
+  /** The kubeconfig's name for the user entry. */
+  user: string;
+  /**
+   * A short hash of the server, the user's name and what identifies them (client certificate,
+   * token, basic-auth user name, exec command), so two kubeconfigs that name the same user
+   * differently, or the same name with other credentials, tell apart.
+   */
+  hash: string;
+}
+
+export function kubeIdentity(kc: KubeConfig, target: KubeTarget): KubeIdentity {
+  const context = kc.getContextObject(target.context);
+  const userName = context?.user ?? '';
+  const user = userName === '' ? null : kc.getUser(userName);
+  const parts = {
+    server: target.server,
+    user: userName,
+    ...(user === null ? {} : credentialParts(user)),
+  };
+  const hash = createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+  return { user: userName, hash };
+}
+
+/**
+ * What names the user, not what proves it: the client certificate (never the key), the token,
+ * the basic-auth user, the exec plugin's command line. A file is read so that a flattened copy
+ * of a kubeconfig has the identity of the original.
+ */
+function credentialParts(user: User): Record<string, string> {
+  const out: Record<string, string> = {};
+  const fileOr = (path: string): string => {
+    try {
+      return readFileSync(path).toString('base64');
+    } catch {
+      // Unreadable here; the path still says which credential it is.
+      return path;
+    }
+  };
+  if (user.certData !== undefined) out.cert = user.certData.replace(/\s+/g, '');
+  else if (user.certFile !== undefined) out.cert = fileOr(user.certFile);
+  if (user.token !== undefined) out.token = user.token;
+  if (user.username !== undefined) out.username = user.username;
+  if (user.impersonateUser !== undefined) out.impersonate = user.impersonateUser;
+  const exec = user.exec as { command?: unknown; args?: unknown } | undefined;
+  if (exec !== undefined) out.exec = JSON.stringify([exec.command, exec.args]);
+  // A provider's access and refresh tokens change as they are refreshed; who issues them does not.
+  const provider = user.authProvider as
+    { name?: unknown; config?: Record<string, unknown> } | undefined;
+  if (provider !== undefined) {
+    const c = provider.config ?? {};
+    out.authProvider = JSON.stringify([
+      provider.name,
+      c['client-id'],
+      c['idp-issuer-url'],
+      c.tokenFile,
+    ]);
+  }
+  return out;
 }
 
 /**

@@ -9,7 +9,7 @@ export const LABEL_COMPONENT = 'tp.component';
 export const LABEL_SESSION = 'tp.session';
 export const LABEL_CONTEXT_HASH = 'tp.context-hash';
 
-export type Component = 'daemon' | 'agent' | 'joined' | 'probe' | 'test';
+export type Component = 'daemon' | 'agent' | 'joined' | 'network' | 'probe' | 'test';
 
 export function tpLabels(
   version: string,

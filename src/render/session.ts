@@ -1,16 +1,22 @@
 /** Text renderings of sessions for connect, status and quit. */
 import type { ConnectResult } from '../session/connect.js';
-import type { SessionStatus, SessionSummary } from '../session/status.js';
+import type {
+  SessionStatus,
+  SessionSummary,
+  StatusReport,
+  StatusReports,
+} from '../session/status.js';
 import { alignRows } from '../cli/format.js';
 
 export function renderConnect(r: ConnectResult): string {
   const head = r.created
-    ? `Connected to context ${r.context} (${r.server}), namespace ${r.namespace}.`
+    ? `${r.replaced ? `Ended the running session ${r.name}. ` : ''}Connected to context ${r.context} (${r.server}), namespace ${r.namespace}.`
     : `Already connected to context ${r.context} (${r.server}), namespace ${r.namespace}; nothing changed.`;
   return [
     head,
     alignRows([
       ['  daemon', r.name],
+      ['  network', `${r.network} (containers on it are reached by name)`],
       ['  api', `${r.apiPath} (how the daemon reaches the API server)`],
       ['  routes', r.routes.join(', ')],
       [
@@ -21,7 +27,26 @@ export function renderConnect(r: ConnectResult): string {
       ],
     ]),
     `Run containers in the cluster's network with: docker run --network container:${r.name} IMAGE`,
+    `Make a local container (a database) reachable by name: docker run --network ${r.network} --name db IMAGE`,
   ].join('\n');
+}
+
+/** One block per session, separated by a blank line, when there are several. */
+export function renderStatusReport(r: StatusReport | StatusReports, name?: string): string {
+  if ('sessions' in r) {
+    return [
+      `${r.sessions.length} sessions; pick one with --name <session> or TP_SESSION=<session>.`,
+      ...r.sessions.map((s) => renderOne(s, name)),
+    ].join('\n\n');
+  }
+  return renderOne(r, name);
+}
+
+function renderOne(r: StatusReport, name: string | undefined): string {
+  if (r.session !== undefined) return renderStatus(r.session, r.status, r.error);
+  return name === undefined
+    ? 'Not connected. Connect with `tp connect --docker`.'
+    : `There is no session named ${name}. Start it with \`tp connect --docker --name ${name}\`.`;
 }
 
 export function renderStatus(
@@ -33,11 +58,14 @@ export function renderStatus(
     const exit = s.exit;
     return [
       `Session ${s.name}: the daemon container is not running${exit === undefined ? '' : ` (exit code ${exit.code}${exit.oomKilled ? ', killed for memory' : ''}, at ${exit.finishedAt})`}.`,
-      'Run `tp quit` to clean it up, then `tp connect --docker` again.',
+      `Run \`tp quit --name ${s.name}\` to clean it up, then connect again.`,
     ].join('\n');
   }
   if (status === undefined) {
-    return `Session ${s.name}: the daemon container runs but does not answer (${error ?? 'no control API'}).`;
+    return [
+      `Session ${s.name}: the daemon container runs but does not answer (${error ?? 'no control API'}).`,
+      `End it with \`tp quit --name ${s.name}\`, or replace it by connecting again with --replace.`,
+    ].join('\n');
   }
   const t = status.tunnel;
   const rows: [string, string][] = [
@@ -47,6 +75,7 @@ export function renderStatus(
       `context ${status.context}, server ${status.server} (the daemon uses ${status.serverFromDaemon}, via ${status.apiPath})`,
     ],
     ['Namespace', status.namespace],
+    ['Networks', `${s.networks.join(', ')} (local containers on them are reached by name)`],
     [
       'Routes',
       `${status.routes.join(', ')} (pods from ${status.subnetSources.pods}, services from ${status.subnetSources.services})`,

@@ -6,7 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Progress } from '../cli/progress.js';
 import type { DockerEngine } from '../docker/engine.js';
-import { inspectContainer, networkSubnets, type ContainerDetails } from '../docker/inspect.js';
+import {
+  inspectContainer,
+  networkSubnets,
+  type ContainerDetails,
+  type NetworkDetails,
+} from '../docker/inspect.js';
 import { findPublisher } from '../docker/publisher.js';
 import {
   CONTROL_PORT,
@@ -15,7 +20,7 @@ import {
   type SessionConfig,
 } from '../daemon/session-config.js';
 import { DAEMON_KUBECONFIG_PATH, daemonKubeconfig } from '../k8s/daemon-kubeconfig.js';
-import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
+import { kubeIdentity, loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
 import { serverVersion } from '../k8s/cluster.js';
 import { MANAGER_PORT, ManagerClient } from '../k8s/manager.js';
 import { requireNamespace } from '../k8s/namespaces.js';
@@ -23,7 +28,14 @@ import { applyProxyFlags, checkCollisions, discoverSubnets } from '../k8s/subnet
 import { TpError } from '../lib/errors.js';
 import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
 import { clientVersion } from '../lib/package-info.js';
-import { chooseApiPath, loopbackEndpoint, type ApiPath, type ApiRoute } from './api-path.js';
+import {
+  DEFAULT_NETWORK,
+  chooseApiPath,
+  loopbackEndpoint,
+  type ApiPath,
+  type ApiRoute,
+} from './api-path.js';
+import { ensureSessionNetwork, userNetworks } from './network.js';
 import { agentImage, checkImageSettings, daemonImage } from './images.js';
 import {
   LABEL_CONTEXT,
@@ -33,6 +45,8 @@ import {
   validateSessionName,
 } from './naming.js';
 import type { TpSettings } from './config.js';
+import { currentOwner, ownerLabels, ownershipConflict, type SessionOwner } from './ownership.js';
+import { endSession } from './quit.js';
 import { readSessionStatus, waitForSession, type SessionStatus } from './status.js';
 
 export interface ConnectOptions {
@@ -42,13 +56,21 @@ export interface ConnectOptions {
   alsoProxy: string[];
   neverProxy: string[];
   settings: TpSettings;
+  /** End a running session of this name (as `tp quit` does) and start a new one. */
+  replace?: boolean;
+  /** The user's own Docker networks the daemon also joins, for their containers' names. */
+  networks?: string[];
 }
 
 export interface ConnectResult {
   /** False when a session with this name was already running: connect changed nothing. */
   created: boolean;
+  /** True when --replace ended a running session of this name first. */
+  replaced: boolean;
   name: string;
   container: string;
+  /** The session's Docker network: containers started on it are reached by name. */
+  network: string;
   context: string;
   namespace: string;
   server: string;
@@ -77,9 +99,16 @@ export async function connectDocker(
   applyProxyFlags({ pods: [], services: [] }, opts.alsoProxy, opts.neverProxy);
   checkImageSettings(opts.settings);
 
+  const owner = currentOwner(kubeIdentity(kc, target));
+  const replace = opts.replace === true;
   const existing = await inspectContainer(engine, name);
   if (existing !== undefined) {
-    const reused = await reuse(engine, existing, target.context, namespace);
+    const reused = await reuse(engine, existing, {
+      context: target.context,
+      namespace,
+      owner,
+      replace,
+    });
     if (reused !== undefined) return reused;
   }
 
@@ -87,6 +116,7 @@ export async function connectDocker(
   let plan;
   let kubeconfig;
   let route: ApiRoute;
+  let extra: NetworkDetails[];
   try {
     // The daemon's kubeconfig first: an exec-credential user fails here, before any request.
     kubeconfig = daemonKubeconfig(kc, target);
@@ -99,9 +129,9 @@ export async function connectDocker(
     await requireNamespace(kc, target, namespace);
     const subnets = await discoverSubnets(kc, target);
     plan = applyProxyFlags(subnets, opts.alsoProxy, opts.neverProxy);
-    const network = route.network;
-    const own = (await networkSubnets(engine, network)).map((cidr) => ({ name: network, cidr }));
-    checkCollisions(plan.routed, own);
+    extra = await userNetworks(engine, opts.networks ?? []);
+    const apiNet = { name: route.network, subnets: await networkSubnets(engine, route.network) };
+    checkCollisions(plan.routed, dockerRanges([apiNet, ...extra]));
     const via = route.path.startsWith('network ') ? ` via ${route.path}` : '';
     check.succeed(`${target.server}${via}, namespace ${namespace}`);
     plan = { ...plan, subnets };
@@ -113,7 +143,20 @@ export async function connectDocker(
   const image = await daemonImage(engine, opts.settings, progress);
   await ensureManager(engine, new ManagerClient(kc, target), opts.settings, progress);
 
-  if (existing !== undefined) await engine.removeContainer(existing.id);
+  // reuse() let through only a stopped daemon, or a running one with --replace.
+  if (existing !== undefined) {
+    const ending = progress.step(`Ending session ${name}`);
+    await endSession(engine, existing);
+    ending.succeed();
+  }
+  const labels = tpLabels(clientVersion(), 'network', { [LABEL_SESSION]: name });
+  const network = await ensureSessionNetwork(engine, name, labels);
+  try {
+    checkCollisions(plan.routed, dockerRanges([network]));
+  } catch (err) {
+    await engine.removeLabelled({ [LABEL_SESSION]: name });
+    throw err;
+  }
   const secret = randomBytes(32).toString('hex');
   const config: SessionConfig = {
     name,
@@ -139,10 +182,15 @@ export async function connectDocker(
         [LABEL_CONTEXT]: target.context,
         [LABEL_NAMESPACE]: namespace,
         [LABEL_MANAGER_NAMESPACE]: opts.settings.managerNamespace,
+        ...ownerLabels(owner),
       }),
       capAdd: ['NET_ADMIN'],
       devices: ['/dev/net/tun'],
-      networkMode: route.network,
+      networkMode: network.name,
+      // The API server's network (a kind control plane's) and the user's own, deduplicated.
+      networks: [...new Set([route.network, ...extra.map((n) => n.name)])].filter(
+        (n) => n !== DEFAULT_NETWORK && n !== network.name,
+      ),
       publishLoopback: [CONTROL_PORT],
       extraHosts: route.extraHosts,
       files: [
@@ -156,8 +204,10 @@ export async function connectDocker(
     start.succeed();
     return {
       created: true,
+      replaced: existing?.running === true,
       name,
       container: daemon.id,
+      network: network.name,
       context: target.context,
       namespace,
       server: target.server,
@@ -169,6 +219,13 @@ export async function connectDocker(
     start.fail();
     throw err;
   }
+}
+
+/** Docker networks' subnets as checkCollisions takes them. */
+function dockerRanges(
+  networks: readonly { name: string; subnets: string[] }[],
+): { name: string; cidr: string }[] {
+  return networks.flatMap((n) => n.subnets.map((cidr) => ({ name: n.name, cidr })));
 }
 
 /** Installs or updates tp-manager unless it already runs this tp's agent image. */
@@ -206,12 +263,22 @@ async function apiRoute(engine: DockerEngine, server: string): Promise<ApiRoute>
   return chooseApiPath(server, publisher);
 }
 
-/** A running session with this name is reported as it is; a dead one is replaced. */
+interface ReuseWanted {
+  context: string;
+  namespace: string;
+  owner: SessionOwner;
+  replace: boolean;
+}
+
+/**
+ * A running session with this name is reported as it is; a stopped one is replaced. A running
+ * daemon is never removed unless --replace asks for it: containers joined to it lose the
+ * cluster with it.
+ */
 async function reuse(
   engine: DockerEngine,
   existing: ContainerDetails,
-  context: string,
-  namespace: string,
+  want: ReuseWanted,
 ): Promise<ConnectResult | undefined> {
   if (existing.labels['tp.managed'] !== 'true') {
     throw new TpError(
@@ -224,6 +291,10 @@ async function reuse(
     );
   }
   if (!existing.running) return undefined;
+  const notYours = ownershipConflict(existing.name, existing.labels, want.owner);
+  if (notYours !== undefined) throw notYours;
+  if (want.replace) return undefined;
+  const { context, namespace } = want;
   if (
     existing.labels[LABEL_CONTEXT] !== context ||
     existing.labels[LABEL_NAMESPACE] !== namespace
@@ -233,16 +304,22 @@ async function reuse(
       `Session ${existing.name} is connected to ${existing.labels[LABEL_CONTEXT] ?? '?'}/${existing.labels[LABEL_NAMESPACE] ?? '?'}, not ${context}/${namespace}.`,
       {
         code: 'SESSION_CONFLICT',
-        fix: `Run \`tp quit --name ${existing.name}\` first, or pick another --name.`,
+        fix: `Run \`tp quit --name ${existing.name}\` first, connect again with --replace, or pick another --name.`,
       },
     );
   }
-  const status = await readSessionStatus(engine, existing).catch(() => undefined);
+  const status = await statusOfRunning(engine, existing);
   if (status === undefined) return undefined;
   return {
     created: false,
+    replaced: false,
     name: existing.name,
     container: existing.id,
+    // A session from before session networks sits on another network; report that one.
+    network:
+      existing.name in existing.networks
+        ? existing.name
+        : (Object.keys(existing.networks)[0] ?? ''),
     context,
     namespace,
     server: status.server,
@@ -250,4 +327,39 @@ async function reuse(
     routes: status.routes,
     status,
   };
+}
+
+const STATUS_TRIES = 4;
+const STATUS_RETRY_MS = 1000;
+
+/**
+ * The running daemon's status, asked a few times over about three seconds (a busy machine can
+ * be slow to answer once). Undefined when the container stops meanwhile; a daemon that keeps
+ * running and still does not answer is an error that says how to replace it deliberately.
+ */
+async function statusOfRunning(
+  engine: DockerEngine,
+  daemon: ContainerDetails,
+): Promise<SessionStatus | undefined> {
+  let lastError = '';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readSessionStatus(engine, daemon, 2000);
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    const now = await inspectContainer(engine, daemon.id);
+    if (now?.running !== true) return undefined;
+    if (attempt >= STATUS_TRIES) break;
+    await new Promise((r) => setTimeout(r, STATUS_RETRY_MS));
+  }
+  const name = daemon.name;
+  throw new TpError(
+    'state',
+    `Session ${name} has a running daemon container that does not answer (${lastError}).`,
+    {
+      code: 'SESSION_UNHEALTHY',
+      fix: `tp leaves it running, since containers joined to it would lose the cluster. See \`docker logs ${name}\`; to start over, run \`tp quit --name ${name}\` and connect again, or connect again with --replace.`,
+    },
+  );
 }

@@ -7,7 +7,7 @@ import { ManagerClient } from '../k8s/manager.js';
 import { LABEL_SESSION } from '../lib/labels.js';
 import { ControlClient } from './control-client.js';
 import { LABEL_CONTEXT, LABEL_MANAGER_NAMESPACE } from './naming.js';
-import { listSessions, pickSession } from './status.js';
+import { FLAG_OR_ENV, listSessions, pickSession } from './status.js';
 
 export interface QuitResult {
   session?: string;
@@ -28,17 +28,21 @@ export async function quitSession(
   engine: DockerEngine,
   name: string | undefined,
 ): Promise<QuitResult> {
-  const daemon = await pickSession(engine, name);
+  const daemon = await pickSession(engine, name, FLAG_OR_ENV);
   return daemon === undefined ? { removed: [] } : endSession(engine, daemon);
 }
 
-async function endSession(
+/**
+ * Ends a session as `tp quit` does: the daemon is asked to quit (it puts resolv.conf back and
+ * stops its stack), then everything labelled with the session goes.
+ */
+export async function endSession(
   engine: DockerEngine,
   daemon: ContainerDetails,
 ): Promise<QuitResult & { session: string }> {
   const session = daemon.labels[LABEL_SESSION] ?? daemon.name;
   if (daemon.running) {
-    // The daemon puts resolv.conf back and stops its stack; the container goes either way.
+    // The container goes either way, answering or not.
     const client = await ControlClient.for(engine, daemon).catch(() => undefined);
     await client?.post('/v1/quit', 3000).catch(() => undefined);
   }

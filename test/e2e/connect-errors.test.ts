@@ -22,7 +22,8 @@ const refused = test.macro(
     t.like(err, expected);
     t.is(r.exitCode, err.exitCode);
     t.notRegex(r.stdout + r.stderr, /\n\s+at /, 'no stack trace');
-    t.deepEqual((await engine.listLabelled({ [LABEL_SESSION]: name })).containers, []);
+    const left = await engine.listLabelled({ [LABEL_SESSION]: name });
+    t.deepEqual([...left.containers, ...left.networks], []);
   },
 );
 
@@ -48,6 +49,11 @@ test(
     category: 'usage',
   },
 );
+test('an unknown --network is a usage error naming it', refused, ['--network', 'no-such-net'], {
+  code: 'NETWORK_UNKNOWN',
+  category: 'usage',
+  message: '--network no-such-net: there is no Docker network named no-such-net.',
+});
 test('an unknown context is a usage error', refused, ['--context', 'no-such-context'], {
   code: 'KUBECONTEXT_UNKNOWN',
 });
@@ -84,7 +90,18 @@ test('a context whose user runs an exec credential plugin fails at connect, sayi
   t.deepEqual((await engine.listLabelled({ [LABEL_SESSION]: name })).containers, []);
 });
 
-test('connect without --docker is a usage error', async (t) => {
+test('connect without --docker is a usage error that names --docker and says to add it', async (t) => {
   const r = await tpLab(['connect', '--json']);
   t.is(r.exitCode, 2);
+  t.like(json<{ error: TpErrorJson }>(r).error, {
+    code: 'FLAG_MISSING',
+    category: 'usage',
+    message: 'tp connect needs --docker.',
+    fix: 'Add --docker; `tp connect --help` describes it.',
+  });
+  const text = await tpLab(['connect']);
+  t.is(
+    text.stderr,
+    'Error: tp connect needs --docker.\n  Fix: Add --docker; `tp connect --help` describes it.\n',
+  );
 });

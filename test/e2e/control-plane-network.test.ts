@@ -116,10 +116,10 @@ test.serial(
 );
 
 test.serial(
-  "stand-in for kind: the daemon container is attached to the control plane's network, not bridge",
+  "stand-in for kind: the daemon container is on its session network and the control plane's, not bridge",
   async (t) => {
     const daemon = await inspectContainer(engine, connected.container);
-    t.deepEqual(Object.keys(daemon?.networks ?? {}), [network]);
+    t.deepEqual(Object.keys(daemon?.networks ?? {}).sort(), [connected.network, network].sort());
   },
 );
 
