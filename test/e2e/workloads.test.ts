@@ -100,6 +100,7 @@ test('samples lists its Deployments and the store StatefulSet, sorted, all ready
   const workloads = await listWorkloads(kc, target, 'samples');
   t.deepEqual(workloads.map(brief), [
     'Deployment/bulk',
+    'Deployment/dnsutils',
     'Deployment/echo',
     'Deployment/multi',
     'Deployment/tcp-echo',
