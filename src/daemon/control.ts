@@ -1,45 +1,113 @@
 /**
  * The control API between the CLI and the daemon. Docker publishes it on the host's loopback
  * only; containers that join the daemon's network namespace can reach the port too, so every
- * request must carry the session's secret.
+ * request must carry the session's secret. Routes, bodies and responses are typed in
+ * src/contract/control.ts.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import {
+  MAX_CONTROL_BODY,
+  bodyParsers,
+  type BodyParser,
+  type ControlRequest,
+  type ControlResponse,
+  type ControlRoute,
+} from '../contract/control.js';
 
-export type ControlRoutes = Record<string, () => Promise<object> | object>;
+export type ControlHandlers = {
+  [R in ControlRoute]: (
+    request: ControlRequest<R>,
+  ) => Promise<ControlResponse<R>> | ControlResponse<R>;
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function isRoute(key: string): key is ControlRoute {
+  return Object.hasOwn(bodyParsers, key);
+}
+
+/** The request's JSON body, undefined when it has none. */
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_CONTROL_BODY)
+      throw new HttpError(413, `request body over ${MAX_CONTROL_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HttpError(400, 'the request body is not JSON');
+  }
+}
+
+async function dispatch(
+  handlers: ControlHandlers,
+  key: ControlRoute,
+  req: IncomingMessage,
+): Promise<unknown> {
+  const body = await readBody(req);
+  // Each route's parser makes that route's request; TypeScript cannot follow the pairing.
+  const parse = bodyParsers[key] as BodyParser<unknown>;
+  let request: unknown;
+  try {
+    request = parse(body);
+  } catch (err) {
+    throw new HttpError(400, err instanceof Error ? err.message : String(err));
+  }
+  const handler = handlers[key] as (r: unknown) => unknown;
+  return handler(request);
+}
 
 export class ControlServer implements AsyncDisposable {
   private stopped: Promise<void> | undefined;
 
   private constructor(private readonly server: Server) {}
 
-  static async listen(port: number, secret: string, routes: ControlRoutes): Promise<ControlServer> {
+  static async listen(
+    port: number,
+    secret: string,
+    handlers: ControlHandlers,
+  ): Promise<ControlServer> {
     const expected = Buffer.from(`Bearer ${secret}`);
     const server = createServer((req, res) => {
       const given = Buffer.from(req.headers.authorization ?? '');
-      const send = (status: number, body: object): void => {
+      const send = (status: number, body: unknown): void => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        req.resume();
         send(401, { error: 'this request does not carry the session secret' });
         return;
       }
-      const route = routes[`${req.method ?? 'GET'} ${req.url ?? '/'}`];
-      if (route === undefined) {
-        send(404, { error: `no route ${req.method ?? ''} ${req.url ?? ''}` });
+      const key = `${req.method ?? 'GET'} ${req.url ?? '/'}`;
+      if (!isRoute(key)) {
+        req.resume();
+        send(404, { error: `no route ${key}` });
         return;
       }
-      Promise.resolve()
-        .then(route)
-        .then(
-          (body) => {
-            send(200, body);
-          },
-          (err: unknown) => {
-            send(500, { error: err instanceof Error ? err.message : String(err) });
-          },
-        );
+      dispatch(handlers, key, req).then(
+        (body) => {
+          send(200, body);
+        },
+        (err: unknown) => {
+          const status = err instanceof HttpError ? err.status : 500;
+          send(status, { error: err instanceof Error ? err.message : String(err) });
+        },
+      );
     });
     server.keepAliveTimeout = 1000;
     await new Promise<void>((resolve, reject) => {
@@ -49,6 +117,12 @@ export class ControlServer implements AsyncDisposable {
       });
     });
     return new ControlServer(server);
+  }
+
+  /** The port it listens on (the one asked for, or the kernel's pick for 0). */
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
   }
 
   stop(): Promise<void> {

@@ -10,7 +10,7 @@ import { clientVersion } from '../lib/package-info.js';
 import { loadNetstack } from '../netstack/library.js';
 import { selftest } from './selftest.js';
 import { runSession } from './session.js';
-import { SESSION_CONFIG_PATH } from './session-config.js';
+import { SESSION_CONFIG_PATH } from '../contract/session.js';
 
 const log = (o: object): void => {
   console.log(JSON.stringify({ time: new Date().toISOString(), ...o }));

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { contains } from '../lib/cidr.js';
 import { DnsServer, type DnsServerOptions } from './dns/server.js';
-import type { SessionStatus } from './session-config.js';
+import type { SessionStatus } from '../contract/session.js';
 import {
   parseResolvConf,
   rewriteResolvConf,

@@ -23,7 +23,7 @@ import {
   SESSION_SECRET_PATH,
   type SessionConfig,
   type SessionStatus,
-} from './session-config.js';
+} from '../contract/session.js';
 import { TunnelPool } from './tunnel-pool.js';
 
 type Log = (o: object) => void;

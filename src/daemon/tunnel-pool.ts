@@ -13,26 +13,9 @@ import {
   type DialRequest,
   type ManagerInfo,
 } from '../tunnel/protocol.js';
+import type { TunnelState, TunnelStatus } from '../contract/session.js';
 
-export type TunnelState = 'connecting' | 'ready' | 'reconnecting' | 'stopped';
-
-export interface TunnelEvent {
-  time: string;
-  state: TunnelState;
-  message: string;
-}
-
-export interface TunnelStatus {
-  state: TunnelState;
-  since: string;
-  lastError?: string;
-  reconnects: number;
-  idle: number;
-  opened: number;
-  dials: number;
-  failedDials: number;
-  events: TunnelEvent[];
-}
+export type { TunnelStatus };
 
 export interface TunnelPoolOptions {
   /** Opens one raw stream to the manager (a port-forward). */

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { contains } from '../lib/cidr.js';
 import { TpError, messageOf, systemErrorCode } from '../lib/errors.js';
 import type { KubeTarget } from './kubeconfig.js';
-import { DAEMON_KUBECONFIG_PATH } from '../daemon/session-config.js';
+import { DAEMON_KUBECONFIG_PATH } from '../contract/session.js';
 
 export { DAEMON_KUBECONFIG_PATH };
 

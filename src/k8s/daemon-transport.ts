@@ -4,7 +4,7 @@
  * would cost the daemon about 75 MiB of memory for what is a handful of fields.
  */
 import { checkServerIdentity } from 'node:tls';
-import { DAEMON_KUBECONFIG_PATH } from '../daemon/session-config.js';
+import { DAEMON_KUBECONFIG_PATH } from '../contract/session.js';
 import { TpError } from '../lib/errors.js';
 import type { KubeTransport } from './transport.js';
 

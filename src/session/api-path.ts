@@ -5,7 +5,7 @@
  * only), the daemon joins the publisher's network and talks to it there; otherwise it goes to
  * the host through host.docker.internal.
  */
-import type { ApiPath } from '../daemon/session-config.js';
+import type { ApiPath } from '../contract/session.js';
 import type { Publisher } from '../docker/publisher.js';
 import { isLoopback } from '../k8s/daemon-kubeconfig.js';
 

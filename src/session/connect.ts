@@ -18,7 +18,7 @@ import {
   SESSION_CONFIG_PATH,
   SESSION_SECRET_PATH,
   type SessionConfig,
-} from '../daemon/session-config.js';
+} from '../contract/session.js';
 import { DAEMON_KUBECONFIG_PATH, daemonKubeconfig } from '../k8s/daemon-kubeconfig.js';
 import { kubeIdentity, loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
 import { serverVersion } from '../k8s/cluster.js';

@@ -44,7 +44,7 @@ export async function endSession(
   if (daemon.running) {
     // The container goes either way, answering or not.
     const client = await ControlClient.for(engine, daemon).catch(() => undefined);
-    await client?.post('/v1/quit', 3000).catch(() => undefined);
+    await client?.call('POST /v1/quit', undefined, 3000).catch(() => undefined);
   }
   const removed = await engine.removeLabelled({ [LABEL_SESSION]: session });
   return { session, removed: names(removed) };

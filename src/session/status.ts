@@ -1,7 +1,7 @@
 /** Finding sessions in Docker and asking their daemons how they are. */
 import type { DockerEngine } from '../docker/engine.js';
 import { inspectContainer, type ContainerDetails } from '../docker/inspect.js';
-import type { SessionStatus } from '../daemon/session-config.js';
+import type { SessionStatus } from '../contract/session.js';
 import { TpError } from '../lib/errors.js';
 import { LABEL_COMPONENT } from '../lib/labels.js';
 import { ControlClient } from './control-client.js';
@@ -176,7 +176,7 @@ export async function readSessionStatus(
 ): Promise<SessionStatus> {
   const client = await ControlClient.for(engine, d);
   if (client === undefined) throw new Error(`container ${d.name} has no control API`);
-  return client.get<SessionStatus>('/v1/status', timeoutMs);
+  return client.call('GET /v1/status', undefined, timeoutMs);
 }
 
 /** Waits until the daemon's session answers, or fails with what the daemon said. */

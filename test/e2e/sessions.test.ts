@@ -9,7 +9,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { filesTar } from '../../src/docker/files.js';
 import { inspectContainer } from '../../src/docker/inspect.js';
-import { SESSION_SECRET_PATH } from '../../src/daemon/session-config.js';
+import { SESSION_SECRET_PATH } from '../../src/contract/session.js';
 import type { TpErrorJson } from '../../src/lib/errors.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
 import type { ConnectResult } from '../../src/session/connect.js';

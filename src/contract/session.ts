@@ -1,4 +1,8 @@
-import type { TunnelStatus } from './tunnel-pool.js';
+/**
+ * The contract between the CLI and the daemon: the files connect writes into the daemon
+ * container, and what the daemon answers on its control API. Both sides import it; neither
+ * imports the other.
+ */
 
 /** What `tp connect` hands the daemon container, as files written before it starts. */
 export const SESSION_DIR = '/run/tp';
@@ -59,4 +63,25 @@ export interface SessionStatus {
         stats: object;
       };
   flows: Record<string, unknown>;
+}
+
+/** The tunnel to tp-manager, as `tp status` shows it. */
+export type TunnelState = 'connecting' | 'ready' | 'reconnecting' | 'stopped';
+
+export interface TunnelEvent {
+  time: string;
+  state: TunnelState;
+  message: string;
+}
+
+export interface TunnelStatus {
+  state: TunnelState;
+  since: string;
+  lastError?: string;
+  reconnects: number;
+  idle: number;
+  opened: number;
+  dials: number;
+  failedDials: number;
+  events: TunnelEvent[];
 }

@@ -1,0 +1,49 @@
+/**
+ * The layers tp is built in, checked on the built import graph (`dist/`, which the unit tier
+ * builds first): the CLI and the daemon share only the contract, the tunnel protocol and the
+ * small libraries, never each other's modules, and each program loads only the adapters it
+ * needs.
+ */
+import test from 'ava';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { moduleClosure } from '../../src/images/closure.js';
+
+const dist = fileURLToPath(new URL('../../dist', import.meta.url));
+const commands = readdirSync(`${dist}/src/commands`)
+  .filter((f) => f.endsWith('.js'))
+  .map((f) => `src/commands/${f}`);
+
+const under = (files: string[], folder: string): string[] =>
+  files.filter((f) => f.startsWith(folder));
+
+test('no CLI command loads a module of the daemon', async (t) => {
+  for (const entry of commands) {
+    const { files } = await moduleClosure(dist, entry);
+    t.deepEqual(under(files, 'src/daemon/'), [], entry);
+  }
+});
+
+test('the daemon loads no module of the CLI, and neither Docker nor client-node', async (t) => {
+  const { files, packages } = await moduleClosure(dist, 'src/daemon/main.js');
+  for (const folder of [
+    'src/cli/',
+    'src/commands/',
+    'src/session/',
+    'src/docker/',
+    'src/render/',
+  ]) {
+    t.deepEqual(under(files, folder), [], folder);
+  }
+  t.false(packages.includes('dockerode'));
+  t.false(packages.includes('@kubernetes/client-node'));
+});
+
+test('the in-cluster agent loads only the tunnel protocol and the small libraries', async (t) => {
+  const { files, packages } = await moduleClosure(dist, 'agent/main.js');
+  const outside = files.filter(
+    (f) => !['agent/', 'src/tunnel/', 'src/lib/', 'src/contract/'].some((p) => f.startsWith(p)),
+  );
+  t.deepEqual(outside, []);
+  t.deepEqual(packages, []);
+});
