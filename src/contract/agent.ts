@@ -1,0 +1,58 @@
+/**
+ * The agent's side of an engagement (docs/engagements.md): how tp configures the agent in the
+ * pod, and the request and reply lines on the streams the daemon and the CLI open to it.
+ */
+
+/** The port the agent listens on, on the pod's loopback only: a port-forward reaches it. */
+export const AGENT_PORT = 8190;
+/** The port the pod's probes reach the agent on (all interfaces; it answers nothing else). */
+export const AGENT_HEALTH_PORT = 8191;
+/** The agent's entry point in the agent image. */
+export const AGENT_COMMAND = ['node', '/app/dist/agent/main.js'];
+
+export type EngageMode = 'replace' | 'ingest' | 'intercept' | 'wiretap';
+export type Protocol = 'TCP' | 'UDP';
+
+/** A port the agent takes over in the pod (replace), and where the daemon sends it locally. */
+export interface AgentPort {
+  port: number;
+  protocol: Protocol;
+  /** The container's name for the port, when it has one. */
+  name?: string;
+}
+
+/** What the agent is started with: the one argument after its `agent` role, as JSON. */
+export interface AgentConfig {
+  /** The container the agent stands in for (replace) or reads env and mounts of (ingest). */
+  container: string;
+  /** replace: the agent listens on these (all interfaces). Empty for ingest. */
+  ports: AgentPort[];
+  /** The volume mounts of the target container, as the agent sees them. */
+  mounts: { path: string; readOnly: boolean }[];
+  /** Env variables the agent itself brings (its image's), to leave out unless the pod sets them. */
+  ownEnv: string[];
+}
+
+export type AgentRequest =
+  | { op: 'info' }
+  /** A tar of one mount path; the reply line, then the tar, then the stream ends. */
+  | { op: 'tar'; path: string }
+  /** Wait for a client connection to an engaged port; it then flows in frames. */
+  | { op: 'accept' };
+
+export interface AgentInfo {
+  version: string;
+  container: string;
+  /** The environment as the target container's process sees it (docs/engagements.md). */
+  env: Record<string, string>;
+  mounts: { path: string; readOnly: boolean }[];
+  ports: AgentPort[];
+}
+
+export type AgentReply =
+  | { ok: true; info: AgentInfo }
+  /** `skipped`: files of the mount the agent could not read, left out of the tar. */
+  | { ok: true; tar: true; skipped?: string[] }
+  /** On an `accept` stream, once a client connected: the stream now carries it. */
+  | { ok: true; conn: { port: number; protocol: Protocol; src: string } }
+  | { ok: false; error: string };

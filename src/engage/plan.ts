@@ -1,0 +1,399 @@
+/**
+ * The pure part of an engagement (docs/engagements.md): from a workload as the API server
+ * returns it, a mode and the command's flags, what tp applies to the workload, which ports
+ * the agent takes and where they go locally. No I/O here: src/k8s/engage.ts applies the
+ * result, src/engage/ orchestrates.
+ */
+import {
+  AGENT_COMMAND,
+  AGENT_HEALTH_PORT,
+  type AgentConfig,
+  type AgentPort,
+  type EngageMode,
+} from '../contract/agent.js';
+import { TpError } from '../lib/errors.js';
+import { ANNOTATION_ENGAGEMENTS, ANNOTATION_ORIGINAL } from '../lib/k8s-keys.js';
+import { parsePortFlag, planPorts, type PlannedPort } from './ports.js';
+import type { Container, Handler, Probe, WorkloadObject } from './workload.js';
+
+export type { PlannedPort };
+
+/** The sidecar's name when the agent runs beside the target container. */
+export const SIDECAR = 'tp-agent';
+/** Variables the agent image sets itself (its PATH is dropped separately). */
+const AGENT_IMAGE_ENV = ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV'];
+/** The node image's unprivileged user: the sidecar meets the `restricted` Pod Security Standard. */
+const SIDECAR_UID = 1000;
+
+export interface EngagementRecord {
+  mode: EngageMode;
+  container: string;
+  ports: PlannedPort[];
+  since: string;
+  /** Who engaged it, as the engaging tp describes its user. */
+  by?: string;
+}
+
+/** The engagements on a workload, by session name. */
+export type Engagements = Record<string, EngagementRecord>;
+
+export interface EngageRequest {
+  mode: EngageMode;
+  session: string;
+  container?: string;
+  /** `--port` flags as given: `local[:remote][/tcp|/udp]`. */
+  ports: string[];
+  agentImage: string;
+  by?: string;
+  now: string;
+}
+
+export interface Plan {
+  container: string;
+  ports: PlannedPort[];
+  engagements: Engagements;
+  /** The server-side apply configuration for the workload (field manager `tp`, forced). */
+  apply: WorkloadApply;
+}
+
+export interface WorkloadApply {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; annotations?: Record<string, string> };
+  spec?: { template: { spec: { containers: Record<string, unknown>[] } } };
+}
+
+const probeFields = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const;
+const handlerKeys = ['exec', 'httpGet', 'tcpSocket', 'grpc', 'sleep'] as const;
+
+export function planEngagement(workload: WorkloadObject, req: EngageRequest): Plan {
+  checkWorkload(workload, req.mode);
+  const containers = workload.spec.template.spec.containers.filter((c) => c.name !== SIDECAR);
+  const target = pickContainer(containers, req.container, workload);
+  const ports = req.mode === 'replace' ? planPorts(target, req.ports.map(parsePortFlag)) : [];
+  if (req.mode === 'ingest' && req.ports.length > 0) {
+    throw new TpError('usage', 'tp ingest reroutes no traffic, so it takes no --port.', {
+      code: 'PORT_NOT_ALLOWED',
+      fix: 'Leave out --port, or use tp replace to take the traffic.',
+    });
+  }
+  const current = readEngagements(workload);
+  checkConflicts(workload, current, req);
+  const record: EngagementRecord = {
+    mode: req.mode,
+    container: target.name,
+    ports,
+    since: req.now,
+    ...(req.by === undefined ? {} : { by: req.by }),
+  };
+  const engagements = { ...current, [req.session]: record };
+  return {
+    container: target.name,
+    ports,
+    engagements,
+    apply: desiredApply(workload, engagements, req.agentImage),
+  };
+}
+
+/**
+ * What tp applies once `session` leaves: the workload as the remaining engagements want it,
+ * or, when none remain, the original values of what tp changed. Undefined when `session`
+ * has no engagement on the workload.
+ */
+export function planLeave(
+  workload: WorkloadObject,
+  session: string,
+  agentImage: string,
+): { apply: WorkloadApply; remaining: Engagements } | undefined {
+  const current = readEngagements(workload);
+  if (current[session] === undefined) return undefined;
+  const remaining = Object.fromEntries(Object.entries(current).filter(([s]) => s !== session));
+  return { apply: desiredApply(workload, remaining, agentImage), remaining };
+}
+
+/** The engagements annotation, read without trusting it: a malformed one counts as none. */
+export function readEngagements(workload: WorkloadObject): Engagements {
+  const raw = workload.metadata.annotations?.[ANNOTATION_ENGAGEMENTS];
+  if (raw === undefined) return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+    return Object.fromEntries(
+      Object.entries(parsed as Record<string, unknown>).filter(([, v]) => isRecord(v)),
+    ) as Engagements;
+  } catch {
+    return {};
+  }
+}
+
+function isRecord(v: unknown): v is EngagementRecord {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Partial<EngagementRecord>;
+  return (
+    typeof r.mode === 'string' &&
+    ['replace', 'ingest', 'intercept', 'wiretap'].includes(r.mode) &&
+    typeof r.container === 'string' &&
+    Array.isArray(r.ports)
+  );
+}
+
+function checkWorkload(workload: WorkloadObject, mode: EngageMode): void {
+  const { kind, metadata } = workload;
+  const id = `${kind.toLowerCase()}/${metadata.name}`;
+  const kinds =
+    mode === 'ingest'
+      ? ['Deployment', 'StatefulSet', 'ReplicaSet', 'DaemonSet']
+      : ['Deployment', 'StatefulSet', 'ReplicaSet'];
+  if (!kinds.includes(kind)) {
+    throw new TpError('usage', `tp ${mode} cannot engage ${id}: it works on ${kinds.join(', ')}.`, {
+      code: 'WORKLOAD_KIND',
+      fix: `Engage the workload that owns the pods instead (\`tp list\` shows them).`,
+    });
+  }
+  if (workload.spec.replicas === 0) {
+    throw new TpError('state', `${id} is scaled to zero: there is no pod to engage.`, {
+      code: 'WORKLOAD_SCALED_TO_ZERO',
+      fix: `Scale it up first (\`kubectl scale ${id} --replicas=1 -n ${metadata.namespace}\`).`,
+    });
+  }
+}
+
+export function pickContainer(
+  containers: readonly Container[],
+  wanted: string | undefined,
+  workload: WorkloadObject,
+): Container {
+  const id = `${workload.kind.toLowerCase()}/${workload.metadata.name}`;
+  const names = containers.map((c) => c.name).join(', ');
+  if (wanted !== undefined) {
+    const found = containers.find((c) => c.name === wanted);
+    if (found === undefined) {
+      throw new TpError('usage', `${id} has no container ${wanted}; it has ${names}.`, {
+        code: 'CONTAINER_UNKNOWN',
+        fix: 'Name one of them with --container.',
+      });
+    }
+    return found;
+  }
+  const [only, ...more] = containers;
+  if (only === undefined) throw new Error(`${id} has no containers`);
+  if (more.length > 0) {
+    throw new TpError('usage', `${id} has several containers: ${names}.`, {
+      code: 'CONTAINER_AMBIGUOUS',
+      fix: 'Say which one with --container.',
+    });
+  }
+  return only;
+}
+
+function checkConflicts(workload: WorkloadObject, current: Engagements, req: EngageRequest): void {
+  const id = `${workload.kind.toLowerCase()}/${workload.metadata.name}`;
+  const mine = current[req.session];
+  if (mine !== undefined) {
+    throw new TpError('state', `This session already ${past(mine.mode)} ${id}.`, {
+      code: 'ALREADY_ENGAGED',
+      fix: `End it first with \`tp leave ${workload.metadata.name}\`.`,
+    });
+  }
+  const others = Object.entries(current);
+  const replaced = others.find(([, e]) => e.mode === 'replace');
+  const holder = (s: string, e: EngagementRecord): string =>
+    `session ${s}${e.by === undefined ? '' : ` (${e.by})`}`;
+  if (replaced !== undefined) {
+    const [s, e] = replaced;
+    throw new TpError('state', `${id} is replaced by ${holder(s, e)}.`, {
+      code: 'WORKLOAD_HELD',
+      fix: 'Wait until that session leaves, or ask its owner to run `tp leave`.',
+    });
+  }
+  if (req.mode === 'replace' && others.length > 0) {
+    const who = others.map(([s, e]) => `${holder(s, e)} (${e.mode})`).join(', ');
+    throw new TpError('state', `${id} is engaged by ${who}: a replace would stop it for them.`, {
+      code: 'WORKLOAD_HELD',
+      fix: 'Wait until they leave, or use tp ingest, which several sessions can share.',
+    });
+  }
+}
+
+function past(mode: EngageMode): string {
+  return {
+    replace: 'replaced',
+    ingest: 'ingested',
+    intercept: 'intercepted',
+    wiretap: 'wiretapped',
+  }[mode];
+}
+
+/** The apply configuration that states everything tp wants on the workload for `engagements`. */
+function desiredApply(
+  workload: WorkloadObject,
+  engagements: Engagements,
+  agentImage: string,
+): WorkloadApply {
+  const base: WorkloadApply = {
+    apiVersion: workload.apiVersion,
+    kind: workload.kind,
+    metadata: { name: workload.metadata.name, namespace: workload.metadata.namespace },
+  };
+  const stored = workload.metadata.annotations?.[ANNOTATION_ORIGINAL];
+  const original = stored === undefined ? undefined : (JSON.parse(stored) as Container);
+  const entries = Object.values(engagements);
+  if (entries.length === 0) {
+    // The original values of what tp changed, and nothing else: whatever else tp alone stated
+    // (the sidecar, the annotations, fields the container lacked) is removed by the server.
+    return original === undefined
+      ? base
+      : { ...base, spec: { template: { spec: { containers: [{ ...original }] } } } };
+  }
+  const annotations: Record<string, string> = {
+    [ANNOTATION_ENGAGEMENTS]: JSON.stringify(engagements),
+  };
+  const replace = entries.find((e) => e.mode === 'replace');
+  const containers = workload.spec.template.spec.containers;
+  const target = (name: string): Container => {
+    const c = containers.find((x) => x.name === name);
+    if (c === undefined) throw new Error(`container ${name} is gone from the workload`);
+    return c;
+  };
+  if (replace !== undefined) {
+    // The original is what the container was before tp first changed it, not what it is now.
+    const before = original ?? originalFields(target(replace.container));
+    annotations[ANNOTATION_ORIGINAL] = JSON.stringify(before);
+    const agent = inPlaceAgent(target(replace.container), replace.ports, agentImage);
+    return { ...base, metadata: { ...base.metadata, annotations }, spec: podSpec([agent]) };
+  }
+  const first = entries[0];
+  if (first === undefined) throw new Error('no engagement');
+  const sidecar = sidecarAgent(target(first.container), agentImage);
+  return { ...base, metadata: { ...base.metadata, annotations }, spec: podSpec([sidecar]) };
+}
+
+function podSpec(containers: Record<string, unknown>[]): NonNullable<WorkloadApply['spec']> {
+  return { template: { spec: { containers } } };
+}
+
+function agentConfig(c: Container, ports: readonly PlannedPort[], readOnly: boolean): AgentConfig {
+  const setByPod = new Set((c.env ?? []).map((e) => e.name));
+  return {
+    container: c.name,
+    ports: ports.map(({ port, protocol, name }): AgentPort => ({
+      port,
+      protocol,
+      ...(name === undefined ? {} : { name }),
+    })),
+    mounts: (c.volumeMounts ?? []).map((m) => ({
+      path: m.mountPath,
+      readOnly: readOnly || m.readOnly === true,
+    })),
+    ownEnv: AGENT_IMAGE_ENV.filter((n) => !setByPod.has(n)),
+  };
+}
+
+/**
+ * The values of the fields an in-place agent changes, as the container has them: what a
+ * restore applies again. Probes and lifecycle hooks keep only their handler: tp changes
+ * nothing else in them.
+ */
+export function originalFields(c: Container): Container {
+  const out: Container = { name: c.name };
+  if (c.image !== undefined) out.image = c.image;
+  if (c.command !== undefined) out.command = c.command;
+  if (c.args !== undefined) out.args = c.args;
+  for (const f of probeFields) {
+    const p = c[f];
+    if (p !== undefined) out[f] = handlerOf(p);
+  }
+  const hooks = c.lifecycle;
+  if (hooks?.postStart !== undefined || hooks?.preStop !== undefined) {
+    out.lifecycle = {};
+    if (hooks.postStart !== undefined) out.lifecycle.postStart = handlerOf(hooks.postStart);
+    if (hooks.preStop !== undefined) out.lifecycle.preStop = handlerOf(hooks.preStop);
+  }
+  return out;
+}
+
+function handlerOf(p: Probe): Handler {
+  const out: Handler = {};
+  for (const k of handlerKeys) if (p[k] !== undefined) Object.assign(out, { [k]: p[k] });
+  return out;
+}
+
+/**
+ * The target container turned into the agent: its image and command, and each probe or hook
+ * pointed at the agent, so the pod stays Ready without the app. Everything else (ports, env,
+ * mounts, resources, securityContext) stays the user's: the agent sees what the app saw.
+ */
+function inPlaceAgent(
+  c: Container,
+  ports: readonly PlannedPort[],
+  image: string,
+): Record<string, unknown> {
+  const agent: Record<string, unknown> = {
+    name: c.name,
+    image,
+    command: AGENT_COMMAND,
+    args: ['agent', JSON.stringify(agentConfig(c, ports, false))],
+  };
+  for (const f of probeFields) {
+    const p = c[f];
+    if (p !== undefined) agent[f] = redirect(p, `${c.name}'s ${f}`);
+  }
+  const hooks = c.lifecycle;
+  if (hooks?.postStart !== undefined || hooks?.preStop !== undefined) {
+    const lifecycle: Record<string, Handler> = {};
+    if (hooks.postStart !== undefined)
+      lifecycle.postStart = redirect(hooks.postStart, `${c.name}'s postStart hook`);
+    if (hooks.preStop !== undefined)
+      lifecycle.preStop = redirect(hooks.preStop, `${c.name}'s preStop hook`);
+    agent.lifecycle = lifecycle;
+  }
+  return agent;
+}
+
+/** The same kind of handler, aimed at the agent. */
+function redirect(p: Probe, what: string): Handler {
+  if (p.httpGet !== undefined)
+    return { httpGet: { path: '/healthz', port: AGENT_HEALTH_PORT, scheme: 'HTTP' } };
+  if (p.tcpSocket !== undefined) return { tcpSocket: { port: AGENT_HEALTH_PORT } };
+  if (p.exec !== undefined) return { exec: { command: [...AGENT_COMMAND, 'probe'] } };
+  if (p.sleep !== undefined) return { sleep: p.sleep };
+  throw new TpError('state', `${what} is a gRPC check, which the agent cannot answer.`, {
+    code: 'PROBE_UNSUPPORTED',
+    fix: 'Engage another container, or change the check to HTTP, TCP or exec.',
+  });
+}
+
+/**
+ * A sidecar that sees the target container's env and mounts (read-only) and answers for it,
+ * meeting the `restricted` Pod Security Standard. A resourceFieldRef names its container, so
+ * that it keeps reading the target's limits rather than the sidecar's.
+ */
+function sidecarAgent(c: Container, image: string): Record<string, unknown> {
+  const env = (c.env ?? []).map((e) => {
+    const ref = e.valueFrom?.resourceFieldRef;
+    return ref === undefined || ref.containerName !== undefined
+      ? e
+      : {
+          ...e,
+          valueFrom: { ...e.valueFrom, resourceFieldRef: { ...ref, containerName: c.name } },
+        };
+  });
+  return {
+    name: SIDECAR,
+    image,
+    command: AGENT_COMMAND,
+    args: ['agent', JSON.stringify(agentConfig(c, [], true))],
+    ...(c.env === undefined ? {} : { env }),
+    ...(c.envFrom === undefined ? {} : { envFrom: c.envFrom }),
+    ...(c.volumeMounts === undefined
+      ? {}
+      : { volumeMounts: c.volumeMounts.map((m) => ({ ...m, readOnly: true })) }),
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      runAsNonRoot: true,
+      runAsUser: SIDECAR_UID,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}

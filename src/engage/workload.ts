@@ -1,0 +1,64 @@
+/**
+ * The parts of a workload that engagements read, as plain JSON from the API server. Only
+ * src/k8s speaks client-node; the plan works on these shapes, so it can be tested with
+ * literals.
+ */
+export interface Handler {
+  exec?: { command?: string[] };
+  httpGet?: { path?: string; port: number | string; scheme?: string; host?: string };
+  tcpSocket?: { port: number | string; host?: string };
+  grpc?: { port: number; service?: string };
+  sleep?: { seconds: number };
+}
+
+export interface Probe extends Handler {
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+  successThreshold?: number;
+}
+
+export interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: {
+    resourceFieldRef?: { resource: string; containerName?: string; divisor?: string };
+    [key: string]: unknown;
+  };
+}
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  subPath?: string;
+}
+
+export interface ContainerPortSpec {
+  name?: string;
+  containerPort: number;
+  protocol?: string;
+}
+
+export interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  ports?: ContainerPortSpec[];
+  env?: EnvVar[];
+  envFrom?: unknown[];
+  volumeMounts?: VolumeMount[];
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  startupProbe?: Probe;
+  lifecycle?: { postStart?: Handler; preStop?: Handler };
+}
+
+export interface WorkloadObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; annotations?: Record<string, string> };
+  spec: { replicas?: number; template: { spec: { containers: Container[] } } };
+}

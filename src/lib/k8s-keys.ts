@@ -1,0 +1,12 @@
+/**
+ * Label and annotation keys tp writes in the cluster, all under one DNS prefix, as Kubernetes
+ * asks of tools, and the field manager of its server-side applies. `tp.dev` stands for the
+ * project's domain: one constant to change when it has its own.
+ */
+export const TP_DOMAIN = 'tp.dev';
+export const FIELD_MANAGER = 'tp';
+
+/** On a workload: JSON of the engagements on it, by session. */
+export const ANNOTATION_ENGAGEMENTS = `${TP_DOMAIN}/engagements`;
+/** On a workload: JSON of the target container's fields tp changed, as they were. */
+export const ANNOTATION_ORIGINAL = `${TP_DOMAIN}/original`;
