@@ -1,37 +1,56 @@
 /**
- * The in-cluster program: one image, two roles. `manager` dials destinations for daemons;
- * `agent` is the sidecar of an engaged pod (its work arrives with engagements).
+ * The in-cluster program: one image, three roles. `manager` dials destinations for daemons;
+ * `agent <config JSON>` stands in for (replace) or beside (ingest) an engaged container;
+ * `probe [port]` is an exec probe of the agent's health port.
  */
+import { AGENT_HEALTH_PORT } from '../src/contract/agent.js';
 import { clientVersion } from '../src/lib/package-info.js';
+import { parseAgentConfig } from '../src/tunnel/agent-protocol.js';
+import { startAgent } from './agent.js';
+import { probeHealth } from './health.js';
 import { startManager } from './manager.js';
 
-const roles = ['manager', 'agent'] as const;
+const roles = ['manager', 'agent', 'probe'] as const;
 type Role = (typeof roles)[number];
 
 const log = (o: object): void => {
   console.log(JSON.stringify({ time: new Date().toISOString(), ...o }));
 };
-const role = (process.argv[2] ?? 'manager') as Role;
-if (!roles.includes(role)) {
-  console.error(`unknown role ${role}: use ${roles.join(' or ')}`);
-  process.exitCode = 2;
-} else {
+
+async function run(role: Role, args: string[]): Promise<(() => Promise<void>) | undefined> {
+  if (role === 'probe') {
+    // Quiet: an exec probe's output lands in the pod's events on every failure.
+    process.exitCode = (await probeHealth(Number(args[0] ?? AGENT_HEALTH_PORT))) ? 0 : 1;
+    return undefined;
+  }
   log({ msg: 'tp agent started', role, version: clientVersion() });
-  let stop: () => Promise<void> = () => Promise.resolve();
   if (role === 'manager') {
     const manager = await startManager({ port: Number(process.env.TP_MANAGER_PORT ?? 8181), log });
-    stop = () => manager.stop();
-  } else {
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    stop = () => {
-      clearInterval(keepAlive);
-      return Promise.resolve();
-    };
+    return () => manager.stop();
   }
-  const onSignal = (signal: string): void => {
-    log({ msg: 'tp agent stopping', role, signal });
-    void stop();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const agent = await startAgent({ config: parseAgentConfig(args[0] ?? ''), log });
+  return () => agent.stop();
+}
+
+const role = (process.argv[2] ?? 'manager') as Role;
+if (!roles.includes(role)) {
+  console.error(`unknown role ${role}: use ${roles.join(', ')}`);
+  process.exitCode = 2;
+} else {
+  try {
+    const stop = await run(role, process.argv.slice(3));
+    if (stop !== undefined) {
+      const onSignal = (signal: string): void => {
+        log({ msg: 'tp agent stopping', role, signal });
+        void stop().then(() => {
+          log({ msg: 'tp agent stopped', role });
+        });
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    }
+  } catch (err) {
+    log({ msg: 'tp agent failed', role, error: err instanceof Error ? err.message : String(err) });
+    process.exitCode = 1;
+  }
 }

@@ -1,7 +1,7 @@
-# The in-cluster image: tp-manager and the tp-agent sidecar, one program with two roles.
-# The context holds only the modules dist/agent/main.js imports (src/images/recipes.ts). They
-# use only Node's built-ins, so there is no node_modules; should they import a package, tp
-# refuses to build until this file copies deps/node_modules as the daemon's does.
+# The in-cluster image: tp-manager and the engagements' agent, one program with its roles.
+# The context holds only the modules dist/agent/main.js imports (src/images/recipes.ts) and
+# the npm packages they use (tar-stream, for the agent's tars of mounts), staged in deps/
+# (src/images/deps.ts) so the build itself fetches nothing from npm.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE}
@@ -9,6 +9,7 @@ ARG TP_VERSION=dev
 LABEL org.opencontainers.image.version=${TP_VERSION}
 ENV NODE_ENV=production
 WORKDIR /app
+COPY deps/node_modules ./node_modules
 COPY package.json ./
 COPY dist ./dist
 ENTRYPOINT ["node", "/app/dist/agent/main.js"]

@@ -31,7 +31,7 @@ export const recipes: Record<ImageComponent, ImageRecipe> = {
     dockerfile: 'containers/agent.Dockerfile',
     entry: 'agent/main.js',
     netstack: false,
-    nodeModules: false,
+    nodeModules: true,
   },
 };
 

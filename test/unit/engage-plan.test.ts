@@ -102,7 +102,7 @@ test('replace records the original values of exactly the fields it changes', (t)
 test('leaving the last engagement applies the original values and states nothing else', (t) => {
   const w = workload([echoContainer]);
   const engaged = afterApply(w, planEngagement(w, request()).apply);
-  const leave = planLeave(engaged, 's1', 'registry/tp-agent:1');
+  const leave = planLeave(engaged, 's1');
   t.deepEqual(leave?.remaining, {});
   t.deepEqual(leave?.apply, {
     apiVersion: 'apps/v1',
@@ -124,7 +124,7 @@ test('leaving the last engagement applies the original values and states nothing
       },
     },
   });
-  t.is(planLeave(w, 's1', 'x'), undefined, 'a session that engaged nothing has nothing to leave');
+  t.is(planLeave(w, 's1'), undefined, 'a session that engaged nothing has nothing to leave');
 });
 
 test('ingest adds a restricted sidecar with the container env and read-only mounts, and no ports', (t) => {
@@ -165,13 +165,16 @@ test('several sessions share one ingest; the sidecar goes only when the last lea
   const w1 = afterApply(w0, planEngagement(w0, request({ mode: 'ingest', session: 'a' })).apply);
   const w2 = afterApply(w1, planEngagement(w1, request({ mode: 'ingest', session: 'b' })).apply);
   t.deepEqual(Object.keys(readEngagements(w2)).sort(), ['a', 'b']);
-  const leaveA = planLeave(w2, 'a', 'registry/tp-agent:1');
+  const leaveA = planLeave(w2, 'a');
   t.deepEqual(Object.keys(leaveA?.remaining ?? {}), ['b']);
-  t.is(leaveA?.apply.spec?.template.spec.containers[0]?.name, SIDECAR);
+  t.like(leaveA?.apply.spec?.template.spec.containers[0], {
+    name: SIDECAR,
+    image: 'registry/tp-agent:1',
+  });
   if (leaveA === undefined) return t.fail('a has an engagement');
   const w3 = afterApply(w2, leaveA.apply);
   w3.metadata.annotations = leaveA.apply.metadata.annotations ?? {};
-  const leaveB = planLeave(w3, 'b', 'registry/tp-agent:1');
+  const leaveB = planLeave(w3, 'b');
   t.deepEqual(leaveB?.apply, {
     apiVersion: 'apps/v1',
     kind: 'Deployment',

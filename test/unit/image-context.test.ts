@@ -12,6 +12,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { imagePlatform } from '../../src/images/deps.js';
+import { lockedClosure, readLockPackages } from '../../src/images/lockfile.js';
 import { imageContext, type ImageComponent } from '../../src/images/recipes.js';
 import { packageRoot } from '../../src/lib/package-info.js';
 
@@ -125,15 +127,18 @@ test('a dependency neither image uses changes neither hash; one the daemon uses 
   t.is(after.agent, before.agent);
 });
 
-test('the agent image carries no npm package, and the daemon only what it runs', async (t) => {
+test('the agent image carries only tar-stream and its dependencies, and the daemon only what it runs', async (t) => {
   const [daemon, agent] = await Promise.all(components.map((c) => imageContext(c)));
-  t.deepEqual(agent?.packages, []);
+  t.deepEqual(
+    agent?.packages,
+    lockedClosure(readLockPackages(packageRoot()), ['tar-stream'], imagePlatform),
+  );
   const agentFiles = agent?.files.map((f) => f.path) ?? [];
   t.true(agentFiles.includes('dist/agent/manager.js'));
   for (const path of agentFiles) {
     t.regex(
       path,
-      /^(package\.json|containers\/agent\.Dockerfile|dist\/agent\/\w+\.js|dist\/src\/lib\/package-info\.js|dist\/src\/tunnel\/[\w-]+\.js)$/,
+      /^(package\.json|containers\/agent\.Dockerfile|dist\/agent\/[\w-]+\.js|dist\/src\/lib\/package-info\.js|dist\/src\/(tunnel|contract)\/[\w-]+\.js)$/,
     );
   }
   const daemonPackages = daemon?.packages.map((p) => p.path) ?? [];

@@ -8,7 +8,11 @@ import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { moduleClosure } from '../../src/images/closure.js';
+import { imagePlatform } from '../../src/images/deps.js';
+import { lockedClosure, readLockPackages } from '../../src/images/lockfile.js';
+import { imageContext } from '../../src/images/recipes.js';
 
+const root = fileURLToPath(new URL('../..', import.meta.url));
 const dist = fileURLToPath(new URL('../../dist', import.meta.url));
 const commands = readdirSync(`${dist}/src/commands`)
   .filter((f) => f.endsWith('.js'))
@@ -39,11 +43,14 @@ test('the daemon loads no module of the CLI, and neither Docker nor client-node'
   t.false(packages.includes('@kubernetes/client-node'));
 });
 
-test('the in-cluster agent loads only the tunnel protocol and the small libraries', async (t) => {
+test('the in-cluster agent loads only the tunnel protocol, the small libraries and tar-stream', async (t) => {
   const { files, packages } = await moduleClosure(dist, 'agent/main.js');
   const outside = files.filter(
     (f) => !['agent/', 'src/tunnel/', 'src/lib/', 'src/contract/'].some((p) => f.startsWith(p)),
   );
   t.deepEqual(outside, []);
-  t.deepEqual(packages, []);
+  t.deepEqual(packages, ['tar-stream']);
+  // So its image copies tar-stream and tar-stream's own dependencies, and no other package.
+  const { packages: copied } = await imageContext('agent', root);
+  t.deepEqual(copied, lockedClosure(readLockPackages(root), ['tar-stream'], imagePlatform));
 });

@@ -1,0 +1,62 @@
+/**
+ * The asking side of the agent's one-shot requests (`info`, `tar`), over a stream already
+ * open to its port: a port-forward for the daemon and the CLI, plain TCP in tests.
+ */
+import type { Duplex, Readable } from 'node:stream';
+import type { AgentInfo, AgentReply, AgentRequest } from '../contract/agent.js';
+import { AGENT_MAX_REPLY, parseAgentReply } from './agent-protocol.js';
+import { encodeLine, readLine } from './protocol.js';
+
+export async function agentRequest(
+  stream: Duplex,
+  req: AgentRequest,
+  timeoutMs = 15_000,
+): Promise<AgentReply> {
+  stream.write(encodeLine(req));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no reply from the agent within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return parseAgentReply(await Promise.race([readLine(stream, AGENT_MAX_REPLY), timeout]));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The agent's info; the stream is closed afterwards. */
+export async function agentInfo(stream: Duplex, timeoutMs?: number): Promise<AgentInfo> {
+  try {
+    const reply = await agentRequest(stream, { op: 'info' }, timeoutMs);
+    if (!reply.ok) throw new Error(`the agent: ${reply.error}`);
+    if (!('info' in reply)) throw new Error('the agent answered info with something else');
+    return reply.info;
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * A tar of one mount: the stream itself, from just after the reply line; it ends with the
+ * tar. `skipped` names the files the agent could not read.
+ */
+export async function agentTar(
+  stream: Duplex,
+  path: string,
+  timeoutMs?: number,
+): Promise<{ tar: Readable; skipped: string[] }> {
+  let reply;
+  try {
+    reply = await agentRequest(stream, { op: 'tar', path }, timeoutMs);
+  } catch (err) {
+    stream.destroy();
+    throw err;
+  }
+  if (!reply.ok || !('tar' in reply)) {
+    stream.destroy();
+    throw new Error(`the agent: ${reply.ok ? 'answered tar with something else' : reply.error}`);
+  }
+  return { tar: stream, skipped: reply.skipped ?? [] };
+}

@@ -1,0 +1,59 @@
+/**
+ * The agent on loopback for the unit tier: every port free, engaged ports on 127.0.0.1, and
+ * plain TCP connections to its port where the daemon would open port-forwards.
+ */
+import { createSocket } from 'node:dgram';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { startAgent, type Agent, type AgentOptions } from '../../agent/agent.js';
+import type { AgentConfig } from '../../src/contract/agent.js';
+
+/** A port free for both TCP and UDP on 127.0.0.1 (engaged ports may be either). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const udp = createSocket('udp4');
+    const free = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => {
+        resolve(false);
+      });
+      udp.bind(port, '127.0.0.1', () => {
+        resolve(true);
+      });
+    });
+    if (free) await new Promise<void>((resolve) => udp.close(resolve));
+    await new Promise((resolve) => server.close(resolve));
+    if (free) return port;
+  }
+}
+
+export async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+export function dial(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => {
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+export const emptyConfig: AgentConfig = { container: 'app', ports: [], mounts: [], ownEnv: [] };
+
+/** An agent on free ports; the caller stops it. */
+export async function loopbackAgent(
+  config: Partial<AgentConfig> = {},
+  opts: Partial<AgentOptions> = {},
+): Promise<Agent> {
+  return startAgent({
+    port: 0,
+    healthPort: 0,
+    publicHost: '127.0.0.1',
+    ...opts,
+    config: { ...emptyConfig, ...config },
+  });
+}
