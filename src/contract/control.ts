@@ -3,11 +3,42 @@
  * when it takes none) and its response. The daemon checks every body with the route's
  * `parse` before a handler sees it, so a handler only ever gets a well-formed request.
  */
+import type { AgentInfo, EngageMode, Protocol } from './agent.js';
 import type { SessionStatus } from './session.js';
+
+/** A port the agent takes in the cluster, and the port in the daemon's namespace it goes to. */
+export interface EngagedPort {
+  port: number;
+  protocol: Protocol;
+  local: number;
+  name?: string;
+}
+
+/** What the CLI asks the daemon once the workload runs the agent. */
+export interface EngagementStart {
+  /** `kind/name`, as the engagement is known in the session. */
+  workload: string;
+  namespace: string;
+  mode: EngageMode;
+  container: string;
+  /** The pods whose agent answers. */
+  pods: string[];
+  ports: EngagedPort[];
+}
+
+export interface EngagementStatus extends EngagementStart {
+  since: string;
+  /** Connections from the cluster carried to local ports, and those the local side refused. */
+  accepted: number;
+  refused: number;
+}
 
 export interface ControlApi {
   'GET /v1/status': { request: undefined; response: SessionStatus };
   'POST /v1/quit': { request: undefined; response: { stopping: true } };
+  'POST /v1/engagements': { request: EngagementStart; response: EngagementStatus };
+  'POST /v1/engagements/info': { request: { workload: string }; response: AgentInfo };
+  'POST /v1/engagements/leave': { request: { workload: string }; response: { ended: boolean } };
 }
 
 export type ControlRoute = keyof ControlApi;
@@ -26,7 +57,68 @@ export const noBody: BodyParser<undefined> = (body) => {
   return undefined;
 };
 
+type Fields = Record<string, unknown>;
+
+function fields(body: unknown): Fields {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new Error('the request body is not a JSON object');
+  }
+  return body as Fields;
+}
+
+function text(o: Fields, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v === '') throw new Error(`${key} is not a non-empty string`);
+  return v;
+}
+
+function portNumber(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) {
+    throw new Error(`${what} is not a port number`);
+  }
+  return v;
+}
+
+const modes: readonly EngageMode[] = ['replace', 'ingest', 'intercept', 'wiretap'];
+
+const workloadOnly: BodyParser<{ workload: string }> = (body) => ({
+  workload: text(fields(body), 'workload'),
+});
+
+export const parseEngagementStart: BodyParser<EngagementStart> = (body) => {
+  const o = fields(body);
+  const mode = text(o, 'mode') as EngageMode;
+  if (!modes.includes(mode)) throw new Error(`mode ${mode} is not one of ${modes.join(', ')}`);
+  const pods = o.pods;
+  if (!Array.isArray(pods) || pods.some((p) => typeof p !== 'string' || p === '')) {
+    throw new Error('pods is not a list of pod names');
+  }
+  const ports = o.ports;
+  if (!Array.isArray(ports)) throw new Error('ports is not a list');
+  return {
+    workload: text(o, 'workload'),
+    namespace: text(o, 'namespace'),
+    mode,
+    container: text(o, 'container'),
+    pods: pods as string[],
+    ports: ports.map((raw, i): EngagedPort => {
+      const p = fields(raw);
+      if (p.protocol !== 'TCP' && p.protocol !== 'UDP')
+        throw new Error(`ports[${i}].protocol is not TCP or UDP`);
+      return {
+        port: portNumber(p.port, `ports[${i}].port`),
+        protocol: p.protocol,
+        local: portNumber(p.local, `ports[${i}].local`),
+        ...(typeof p.name === 'string' ? { name: p.name } : {}),
+      };
+    }),
+  };
+};
+
 export const bodyParsers: { [R in ControlRoute]: BodyParser<ControlRequest<R>> } = {
   'GET /v1/status': noBody,
   'POST /v1/quit': noBody,
+  'POST /v1/engagements': parseEngagementStart,
+  'POST /v1/engagements/info': workloadOnly,
+  'POST /v1/engagements/leave': workloadOnly,
 };

@@ -3,6 +3,7 @@
  * container, and what the daemon answers on its control API. Both sides import it; neither
  * imports the other.
  */
+import type { EngagementStatus } from './control.js';
 
 /** What `tp connect` hands the daemon container, as files written before it starts. */
 export const SESSION_DIR = '/run/tp';
@@ -63,6 +64,8 @@ export interface SessionStatus {
         stats: object;
       };
   flows: Record<string, unknown>;
+  /** This session's engagements, as the daemon carries them. */
+  engagements: EngagementStatus[];
 }
 
 /** The tunnel to tp-manager, as `tp status` shows it. */

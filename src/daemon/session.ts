@@ -12,7 +12,9 @@ import type { NetstackLibrary } from '../netstack/library.js';
 import { RunningNetstack } from '../netstack/stack.js';
 import { clientVersion } from '../lib/package-info.js';
 import { ClusterDns } from './cluster-dns.js';
+import { AGENT_PORT } from '../contract/agent.js';
 import { ControlServer } from './control.js';
+import { Engagements } from './engagements.js';
 import { KnownNames } from './known-names.js';
 import { startSessionDns, type SessionDns } from './session-dns.js';
 import { Router } from './router.js';
@@ -172,6 +174,12 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       log({ msg: 'tp-manager reported no nameserver: cluster DNS is off' });
     }
 
+    const engagements = new Engagements(
+      (namespace, pod) => openPortForward(transport, { namespace, pod, port: AGENT_PORT }),
+      log,
+    );
+    cleanups.push(() => engagements.stop());
+
     const status = (): SessionStatus => ({
       name: config.name,
       version: clientVersion(),
@@ -192,6 +200,7 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       },
       tunnel: pool.snapshot(),
       dns: dns?.status() ?? { enabled: false },
+      engagements: engagements.status(),
       flows: {
         router: router.stats,
         handoff: flows.stats,
@@ -204,6 +213,9 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
         setImmediate(() => void stop());
         return { stopping: true };
       },
+      'POST /v1/engagements': (req) => engagements.start(req),
+      'POST /v1/engagements/info': (req) => engagements.info(req.workload),
+      'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
     });
     cleanups.push(() => control.stop());
     log({ msg: 'session ready', routes: config.routes, namespace: config.namespace });

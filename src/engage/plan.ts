@@ -103,12 +103,14 @@ export function planEngagement(workload: WorkloadObject, req: EngageRequest): Pl
 export function planLeave(
   workload: WorkloadObject,
   session: string,
-  agentImage: string,
 ): { apply: WorkloadApply; remaining: Engagements } | undefined {
   const current = readEngagements(workload);
   if (current[session] === undefined) return undefined;
   const remaining = Object.fromEntries(Object.entries(current).filter(([s]) => s !== session));
-  return { apply: desiredApply(workload, remaining, agentImage), remaining };
+  // Those who stay keep the agent they have: a replace holds the workload alone, so what
+  // remains is a sidecar.
+  const sidecar = workload.spec.template.spec.containers.find((c) => c.name === SIDECAR);
+  return { apply: desiredApply(workload, remaining, sidecar?.image ?? ''), remaining };
 }
 
 /** The engagements annotation, read without trusting it: a malformed one counts as none. */

@@ -96,7 +96,18 @@ export function renderStatus(
     'Tunnel',
     `${t.state} since ${t.since}; ${t.dials} flows, ${t.failedDials} not connected, ${t.reconnects} reconnects${t.lastError === undefined ? '' : `; last error: ${t.lastError}`}`,
   ]);
-  rows.push(['Engagements', 'none']);
+  const engaged = status.engagements;
+  rows.push([
+    'Engagements',
+    engaged.length === 0
+      ? 'none'
+      : engaged
+          .map(
+            (e) =>
+              `${e.workload} (${e.mode}, container ${e.container}, ${e.pods.length} pod${e.pods.length === 1 ? '' : 's'}${e.ports.length === 0 ? '' : `; ${e.ports.map((p) => `${p.port}->${p.local}/${p.protocol.toLowerCase()}`).join(' ')}; ${e.accepted} connections`})`,
+          )
+          .join('; '),
+  ]);
   const recent = t.events
     .filter((e) => e.state !== 'ready' || e.message !== 'connected to tp-manager')
     .slice(-5);

@@ -47,15 +47,20 @@ export function summary(d: ContainerDetails): SessionSummary {
  * How a command lets its user pick a session: `--name` where the command has flags of its
  * own, `TP_SESSION` everywhere. An error that asks the user to pick one offers only those.
  */
-export type SessionSelector = '--name' | 'TP_SESSION';
+export type SessionSelector = '--name' | '--use' | 'TP_SESSION';
 export const FLAG_OR_ENV: readonly SessionSelector[] = ['--name', 'TP_SESSION'];
+/**
+ * Engagement commands keep --name for Telepresence's meaning (the engagement's name) and pick
+ * the session with --use, Telepresence's flag for picking a daemon.
+ */
+export const USE_OR_ENV: readonly SessionSelector[] = ['--use', 'TP_SESSION'];
 /** `tp curl` passes every argument to curl, so it cannot take --name. */
 export const ENV_ONLY: readonly SessionSelector[] = ['TP_SESSION'];
 
 /** "`--name <session>` or `TP_SESSION=<session>`", as far as the command allows. */
 export function selectorHint(selectors: readonly SessionSelector[], session = '<session>'): string {
   return selectors
-    .map((s) => (s === '--name' ? `\`--name ${session}\`` : `\`TP_SESSION=${session}\``))
+    .map((s) => (s === 'TP_SESSION' ? `\`TP_SESSION=${session}\`` : `\`${s} ${session}\``))
     .join(' or ');
 }
 

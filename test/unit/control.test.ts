@@ -16,6 +16,9 @@ const withServer = test.macro(
         quits += 1;
         return { stopping: true };
       },
+      'POST /v1/engagements': (req) => ({ ...req, since: 'now', accepted: 0, refused: 0 }),
+      'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
+      'POST /v1/engagements/leave': () => ({ ended: false }),
     });
     await body(t, `http://127.0.0.1:${server.port}`);
     t.log(`quit called ${quits} times`);

@@ -1,0 +1,65 @@
+import { Args, Flags } from '@oclif/core';
+
+/** The workload argument of every engagement command. */
+export const workloadArg = {
+  workload: Args.string({
+    description: 'The workload: a name, or kind/name (deploy/echo, statefulset/store).',
+    required: true,
+  }),
+};
+
+/** The session an engagement belongs to: --use (Telepresence's flag for it) or TP_SESSION. */
+export const useFlag = {
+  use: Flags.string({
+    description: 'The session (its daemon container name); default: the only session there is.',
+    env: 'TP_SESSION',
+  }),
+};
+
+/** Flags replace and ingest share, with Telepresence's names. */
+export const engageFlags = {
+  ...useFlag,
+  container: Flags.string({
+    description: 'The container to engage; needed only when the pod has several.',
+  }),
+  'env-file': Flags.string({
+    description:
+      "Write the container's environment to this file, in Docker's env-file syntax (mode 0600).",
+  }),
+  'env-json': Flags.string({
+    description: "Write the container's environment to this file as JSON (mode 0600).",
+  }),
+  'docker-run': Flags.boolean({
+    description:
+      'Run `docker run` with the arguments after `--` in the session, with the env; the engagement ends when the container exits, and its exit code is tp’s.',
+  }),
+};
+
+/** The parsed flags replace and ingest share, as engage() takes them. */
+export interface ParsedEngage {
+  use?: string | undefined;
+  container?: string | undefined;
+  'env-file'?: string | undefined;
+  'env-json'?: string | undefined;
+  'docker-run': boolean;
+}
+
+/** engage()'s optional fields from the flags; `argv` holds the workload and docker run's args. */
+export function engageOptionals(
+  flags: ParsedEngage,
+  argv: readonly unknown[],
+): {
+  session?: string;
+  container?: string;
+  envFile?: string;
+  envJson?: string;
+  dockerRun?: string[];
+} {
+  return {
+    ...(flags.use === undefined ? {} : { session: flags.use }),
+    ...(flags.container === undefined ? {} : { container: flags.container }),
+    ...(flags['env-file'] === undefined ? {} : { envFile: flags['env-file'] }),
+    ...(flags['env-json'] === undefined ? {} : { envJson: flags['env-json'] }),
+    ...(flags['docker-run'] ? { dockerRun: argv.slice(1).map(String) } : {}),
+  };
+}

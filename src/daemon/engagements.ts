@@ -1,0 +1,87 @@
+/**
+ * The session's engagements, as the daemon holds them: for each engaged workload, the accept
+ * streams to its agent pods (src/daemon/inbound.ts) and the way to ask an agent for the env.
+ * The CLI changes the workload in the cluster; the daemon only talks to the agents.
+ */
+import type { Duplex } from 'node:stream';
+import type { AgentInfo } from '../contract/agent.js';
+import type { EngagementStart, EngagementStatus } from '../contract/control.js';
+import { agentInfo } from '../tunnel/agent-client.js';
+import { Inbound } from './inbound.js';
+
+interface Active {
+  start: EngagementStart;
+  since: string;
+  inbound: Inbound | undefined;
+}
+
+export class Engagements {
+  private readonly active = new Map<string, Active>();
+
+  constructor(
+    /** Opens a raw stream to the agent of a pod (a port-forward to its agent port). */
+    private readonly openAgent: (namespace: string, pod: string) => Promise<Duplex>,
+    private readonly log: (o: object) => void = () => undefined,
+  ) {}
+
+  /** Starts (or, for the same workload, restarts) carrying the engagement's connections. */
+  async start(req: EngagementStart): Promise<EngagementStatus> {
+    await this.leave(req.workload);
+    const inbound =
+      req.ports.length === 0
+        ? undefined
+        : new Inbound({
+            open: (pod) => this.openAgent(req.namespace, pod),
+            pods: req.pods,
+            ports: new Map(req.ports.map((p) => [p.port, p.local])),
+            log: this.log,
+          });
+    inbound?.start();
+    const active: Active = { start: req, since: new Date().toISOString(), inbound };
+    this.active.set(req.workload, active);
+    this.log({ msg: 'engagement started', workload: req.workload, mode: req.mode, pods: req.pods });
+    return statusOf(active);
+  }
+
+  /** The env and mounts as the agent of the engagement's first pod sees them. */
+  async info(workload: string): Promise<AgentInfo> {
+    const a = this.active.get(workload);
+    if (a === undefined) throw new Error(`this session does not engage ${workload}`);
+    const errors: string[] = [];
+    for (const pod of a.start.pods) {
+      try {
+        return await agentInfo(await this.openAgent(a.start.namespace, pod));
+      } catch (err) {
+        errors.push(`${pod}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    throw new Error(`no agent of ${workload} answered (${errors.join('; ') || 'no pods'})`);
+  }
+
+  async leave(workload: string): Promise<{ ended: boolean }> {
+    const a = this.active.get(workload);
+    if (a === undefined) return { ended: false };
+    this.active.delete(workload);
+    await a.inbound?.stop();
+    this.log({ msg: 'engagement ended', workload });
+    return { ended: true };
+  }
+
+  status(): EngagementStatus[] {
+    return [...this.active.values()].map(statusOf);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.active.keys()].map((w) => this.leave(w)));
+  }
+}
+
+function statusOf(a: Active): EngagementStatus {
+  const stats = a.inbound?.stats();
+  return {
+    ...a.start,
+    since: a.since,
+    accepted: stats?.accepted ?? 0,
+    refused: stats?.refused ?? 0,
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * `tp replace`, `tp ingest` and `tp leave` (docs/engagements.md): everything checked before the
+ * workload is touched, then the apply and its rollout, the daemon's inbound streams, the env,
+ * and `--docker-run`, whose exit ends the engagement and becomes tp's exit code.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { silentProgress, type Progress } from '../cli/progress.js';
+import type { EngageMode } from '../contract/agent.js';
+import type { EngagedPort } from '../contract/control.js';
+import { runDocker } from '../docker/docker-run.js';
+import type { DockerEngine } from '../docker/engine.js';
+import { parseRunArgs, type RunArgs } from '../docker/run-args.js';
+import { WorkloadClient, type ReadWorkload } from '../k8s/engage.js';
+import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { TpError } from '../lib/errors.js';
+import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
+import { clientVersion } from '../lib/package-info.js';
+import type { TpSettings } from '../session/config.js';
+import { ControlClient } from '../session/control-client.js';
+import { agentImage } from '../session/images.js';
+import { LABEL_CONTEXT, LABEL_NAMESPACE } from '../session/naming.js';
+import { USE_OR_ENV, requireRunningSession } from '../session/status.js';
+import { checkWritable, dockerEnvFile, jsonEnvFile, writePrivate } from './env.js';
+import { planEngagement, planLeave, SIDECAR } from './plan.js';
+
+const ROLLOUT_TIMEOUT_MS = 180_000;
+
+export interface EngageOptions {
+  mode: Extract<EngageMode, 'replace' | 'ingest'>;
+  workload: string;
+  session?: string;
+  container?: string;
+  ports: string[];
+  envFile?: string;
+  envJson?: string;
+  /** The arguments after `--docker-run --`, when given. */
+  dockerRun?: string[];
+  settings: TpSettings;
+}
+
+export interface EngageResult {
+  session: string;
+  /** `kind/name`. */
+  workload: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  mode: EngageMode;
+  container: string;
+  pods: string[];
+  ports: EngagedPort[];
+  envFile?: string;
+  envJson?: string;
+  /** Variables an env file in Docker's syntax could not hold (the JSON file has them). */
+  envSkipped: string[];
+  state: 'ACTIVE' | 'ENDED';
+  /** The --docker-run container's exit code, once it ended. */
+  exitCode?: number;
+}
+
+interface Context {
+  session: string;
+  daemon: string;
+  namespace: string;
+  control: ControlClient;
+  workloads: WorkloadClient;
+}
+
+async function sessionContext(engine: DockerEngine, session: string | undefined): Promise<Context> {
+  const d = await requireRunningSession(engine, session, USE_OR_ENV);
+  const control = await ControlClient.for(engine, d);
+  if (control === undefined) throw new Error(`session ${d.name} has no control API`);
+  const { kc, target } = loadKubeConfig({ context: d.labels[LABEL_CONTEXT] ?? '' });
+  return {
+    session: d.labels[LABEL_SESSION] ?? d.name,
+    daemon: d.id,
+    namespace: d.labels[LABEL_NAMESPACE] ?? target.namespace,
+    control,
+    workloads: new WorkloadClient(kc, target),
+  };
+}
+
+const id = (w: ReadWorkload): string => `${w.kind.toLowerCase()}/${w.metadata.name}`;
+
+export async function engage(
+  engine: DockerEngine,
+  opts: EngageOptions,
+  progress: Progress,
+  onActive: (r: EngageResult) => void = () => undefined,
+): Promise<EngageResult> {
+  // Everything that can be refused is, before the workload is touched.
+  const run: RunArgs | undefined =
+    opts.dockerRun === undefined ? undefined : parseRunArgs(opts.dockerRun);
+  if (opts.envFile !== undefined) checkWritable(opts.envFile, '--env-file');
+  if (opts.envJson !== undefined) checkWritable(opts.envJson, '--env-json');
+  if (run !== undefined && (await engine.imageInfo(run.image)) === undefined) {
+    throw new TpError('usage', `--docker-run: there is no image ${run.image} here.`, {
+      code: 'IMAGE_NOT_FOUND',
+      fix: `Build or pull it first (\`docker pull ${run.image}\`).`,
+    });
+  }
+  const ctx = await sessionContext(engine, opts.session);
+  const found = await ctx.workloads.find(opts.workload, ctx.namespace);
+  const agent = await agentImage(engine, opts.settings, progress);
+  const plan = planEngagement(found, {
+    mode: opts.mode,
+    session: ctx.session,
+    ...(opts.container === undefined ? {} : { container: opts.container }),
+    ports: opts.ports,
+    agentImage: agent.ref,
+    by: userInfo().username,
+    now: new Date().toISOString(),
+  });
+  await agent.publish();
+
+  const step = progress.step(`Engaging ${id(found)} (${opts.mode})`);
+  let applied: ReadWorkload;
+  try {
+    applied = await ctx.workloads.apply(plan.apply);
+    await ctx.workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
+      step.update(m);
+    });
+    step.succeed();
+  } catch (err) {
+    step.fail();
+    await restoreQuietly(ctx, found);
+    throw err;
+  }
+  const agentContainer = opts.mode === 'replace' ? plan.container : SIDECAR;
+  const pods = await ctx.workloads.podsRunning(applied, agentContainer, agent.ref);
+  const result: EngageResult = {
+    session: ctx.session,
+    workload: id(found),
+    kind: found.kind,
+    name: found.metadata.name,
+    namespace: ctx.namespace,
+    mode: opts.mode,
+    container: plan.container,
+    pods,
+    ports: plan.ports,
+    envSkipped: [],
+    state: 'ACTIVE',
+  };
+  try {
+    await ctx.control.call('POST /v1/engagements', {
+      workload: result.workload,
+      namespace: ctx.namespace,
+      mode: opts.mode,
+      container: plan.container,
+      pods,
+      ports: plan.ports,
+    });
+    const info = await ctx.control.call(
+      'POST /v1/engagements/info',
+      { workload: result.workload },
+      30_000,
+    );
+    const env = dockerEnvFile(info.env);
+    result.envSkipped = env.skipped;
+    if (opts.envFile !== undefined) {
+      writePrivate(opts.envFile, env.text);
+      result.envFile = opts.envFile;
+    }
+    if (opts.envJson !== undefined) {
+      writePrivate(opts.envJson, jsonEnvFile(info.env));
+      result.envJson = opts.envJson;
+    }
+    onActive(result);
+    if (run === undefined) return result;
+    result.exitCode = await runContainer(ctx, run, info.env, env.skipped);
+  } catch (err) {
+    await leaveQuietly(engine, ctx, result.workload);
+    throw err;
+  }
+  await leave(engine, { workload: result.workload, session: ctx.session }, progress);
+  result.state = 'ENDED';
+  return result;
+}
+
+async function runContainer(
+  ctx: Context,
+  run: RunArgs,
+  env: Record<string, string>,
+  multiLine: readonly string[],
+): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'tp-run-'));
+  try {
+    const envFile = join(dir, 'env');
+    writePrivate(envFile, dockerEnvFile(env).text);
+    return await runDocker({
+      args: run,
+      daemon: ctx.daemon,
+      labels: tpLabels(clientVersion(), 'joined', { [LABEL_SESSION]: ctx.session }),
+      envFile,
+      envByName: Object.fromEntries(multiLine.map((n) => [n, env[n] ?? ''])),
+      volumes: [],
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface LeaveOptions {
+  workload: string;
+  session?: string;
+}
+
+export interface LeaveResult {
+  session: string;
+  workload: string;
+  /** False when this session had no engagement on the workload. */
+  left: boolean;
+  /** True when the workload is back to what it was before any engagement. */
+  restored: boolean;
+}
+
+/** Ends this session's engagement of a workload and restores it once nobody else engages it. */
+export async function leave(
+  engine: DockerEngine,
+  opts: LeaveOptions,
+  progress: Progress,
+): Promise<LeaveResult> {
+  const ctx = await sessionContext(engine, opts.session);
+  const w = await ctx.workloads.find(opts.workload, ctx.namespace);
+  await ctx.control.call('POST /v1/engagements/leave', { workload: id(w) }).catch(() => undefined);
+  const next = planLeave(w, ctx.session);
+  if (next === undefined)
+    return { session: ctx.session, workload: id(w), left: false, restored: false };
+  const step = progress.step(`Restoring ${id(w)}`);
+  try {
+    const applied = await ctx.workloads.apply(next.apply);
+    await ctx.workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
+      step.update(m);
+    });
+    step.succeed();
+  } catch (err) {
+    step.fail();
+    throw err;
+  }
+  const restored = Object.keys(next.remaining).length === 0;
+  return { session: ctx.session, workload: id(w), left: true, restored };
+}
+
+async function leaveQuietly(engine: DockerEngine, ctx: Context, workload: string): Promise<void> {
+  await leave(engine, { workload, session: ctx.session }, silentProgress).catch(() => undefined);
+}
+
+/** After a failed rollout: the workload as it was, whatever else failed. */
+async function restoreQuietly(ctx: Context, w: ReadWorkload): Promise<void> {
+  const now = await ctx.workloads
+    .read(w.kind, w.metadata.name, w.metadata.namespace)
+    .catch(() => undefined);
+  const next = now === undefined ? undefined : planLeave(now, ctx.session);
+  if (next !== undefined) await ctx.workloads.apply(next.apply).catch(() => undefined);
+}
