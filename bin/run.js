@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// `--`: Node 20 reads --env-file anywhere on its command line, even after the script, and
+// tp replace takes --env-file (Telepresence's flag); after `--` Node reads no options.
 // Errors raised before a command runs (an unknown command, say) are rendered here, by the
 // same function the commands use.
 import { readFileSync } from 'node:fs';

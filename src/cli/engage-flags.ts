@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { TpError } from '../lib/errors.js';
 
 /** The workload argument of every engagement command. */
 export const workloadArg = {
@@ -44,10 +45,13 @@ export interface ParsedEngage {
   'docker-run': boolean;
 }
 
-/** engage()'s optional fields from the flags; `argv` holds the workload and docker run's args. */
+/**
+ * engage()'s optional fields from the flags. docker run's arguments are what follows the first
+ * `--` of the raw command line: oclif's parsed argv does not keep their order.
+ */
 export function engageOptionals(
   flags: ParsedEngage,
-  argv: readonly unknown[],
+  raw: readonly string[],
 ): {
   session?: string;
   container?: string;
@@ -60,6 +64,17 @@ export function engageOptionals(
     ...(flags.container === undefined ? {} : { container: flags.container }),
     ...(flags['env-file'] === undefined ? {} : { envFile: flags['env-file'] }),
     ...(flags['env-json'] === undefined ? {} : { envJson: flags['env-json'] }),
-    ...(flags['docker-run'] ? { dockerRun: argv.slice(1).map(String) } : {}),
+    ...(flags['docker-run'] ? { dockerRun: dockerRunArgs(raw) } : {}),
   };
+}
+
+function dockerRunArgs(raw: readonly string[]): string[] {
+  const at = raw.indexOf('--');
+  if (at < 0) {
+    throw new TpError('usage', '--docker-run needs the docker run arguments after `--`.', {
+      code: 'DOCKER_RUN_ARGS',
+      fix: 'Write them after a `--`: tp replace echo --docker-run -- [docker run flags] IMAGE [COMMAND]',
+    });
+  }
+  return raw.slice(at + 1);
 }

@@ -18,8 +18,8 @@ export default class Ingest extends TpCommand {
   static override flags = engageFlags;
 
   async run(): Promise<EngageResult> {
-    const { args, flags, argv } = await this.parse(Ingest);
-    const opts = engageOptionals(flags, argv);
+    const { args, flags } = await this.parse(Ingest);
+    const opts = engageOptionals(flags, this.argv);
     const result = await engage(
       DockerEngine.connect(),
       { mode: 'ingest', workload: args.workload, ports: [], settings: settingsFromEnv(), ...opts },

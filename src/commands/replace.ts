@@ -26,8 +26,8 @@ export default class Replace extends TpCommand {
   };
 
   async run(): Promise<EngageResult> {
-    const { args, flags, argv } = await this.parse(Replace);
-    const opts = engageOptionals(flags, argv);
+    const { args, flags } = await this.parse(Replace);
+    const opts = engageOptionals(flags, this.argv);
     const result = await engage(
       DockerEngine.connect(),
       {

@@ -14,7 +14,8 @@ export function tp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResu
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [bin, ...args],
+      // `--`: Node 20 would take tp's own --env-file as its option (see bin/run.js).
+      ['--', bin, ...args],
       { env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024, timeout: 600_000 },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;

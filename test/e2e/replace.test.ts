@@ -1,0 +1,254 @@
+/**
+ * tp replace against the lab, in a namespace of this file's own with its own echo (the other
+ * e2e files use samples/echo): the cluster's requests reach a local container, and leaving
+ * restores the workload exactly.
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { ConnectResult } from '../../src/session/connect.js';
+import type { StatusReport } from '../../src/session/status.js';
+import { LABEL_SESSION } from '../../src/lib/labels.js';
+import { engine } from '../helpers/docker.js';
+import { context, kubectl, kubectlOk } from '../helpers/kubectl.js';
+import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
+import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
+
+const ns = `tp-e2e-replace-${randomBytes(3).toString('hex')}`;
+const name = sessionName('replace');
+const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+let daemon = '';
+
+const manifest = (image: string): string =>
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: {
+          name: 'echo',
+          namespace: ns,
+          labels: { app: 'echo' },
+          annotations: { team: 'e2e' },
+        },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'echo' } },
+          template: {
+            metadata: { labels: { app: 'echo' } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [
+                {
+                  name: 'echo',
+                  image,
+                  args: ['echo', '-listen', ':8080'],
+                  ports: [{ name: 'http', containerPort: 8080 }],
+                  env: [
+                    { name: 'ECHO_ENV', value: 'GREETING,LOCAL' },
+                    { name: 'GREETING', value: 'hello from the cluster' },
+                  ],
+                  readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 1 },
+                  livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
+                },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'echo', namespace: ns },
+        spec: {
+          selector: { app: 'echo' },
+          ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+        },
+      },
+    ],
+  });
+
+/** The workload as a user sees it, less what the API server maintains. */
+async function workloadSpec(): Promise<unknown> {
+  const w = JSON.parse(await kubectlOk(['-n', ns, 'get', 'deploy', 'echo', '-o', 'json'])) as {
+    metadata: Record<string, unknown> & { annotations?: Record<string, string> };
+    spec: unknown;
+  };
+  const { resourceVersion: _rv, generation: _gen, managedFields: _mf, ...metadata } = w.metadata;
+  const annotations = Object.fromEntries(
+    Object.entries(w.metadata.annotations ?? {}).filter(
+      ([k]) => k !== 'deployment.kubernetes.io/revision',
+    ),
+  );
+  return { metadata: { ...metadata, annotations }, spec: w.spec };
+}
+
+/** What a pod in the cluster gets from the echo Service. */
+async function fromCluster(path = '/'): Promise<Record<string, unknown>> {
+  const out = await kubectlOk([
+    '-n',
+    'samples',
+    'exec',
+    'deploy/worker',
+    '--',
+    '/samples',
+    'get',
+    `http://echo.${ns}${path}`,
+  ]);
+  return JSON.parse(out) as Record<string, unknown>;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+test.before(async () => {
+  await kubectlOk(['create', 'namespace', ns]);
+  const apply = spawn('kubectl', ['--context', context, 'apply', '-f', '-'], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  apply.stdin.end(manifest(samplesImage()));
+  await new Promise((r) => apply.once('exit', r));
+  await kubectlOk(['-n', ns, 'rollout', 'status', 'deploy/echo', '--timeout=120s'], 130_000);
+  const r = await tpLab(['connect', '--docker', '-n', ns, '--name', name, '--json']);
+  if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
+  daemon = json<ConnectResult>(r).container;
+});
+
+test.after.always(async () => {
+  await tpLab(['quit', '--name', name]);
+  await engine.removeLabelled({ [LABEL_SESSION]: name });
+  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test.serial(
+  'replace --docker-run: the cluster reaches the local container; its exit restores the workload exactly and is tp’s exit code',
+  async (t) => {
+    const before = await workloadSpec();
+    t.is((await fromCluster()).pod !== undefined, true);
+    const local = `tp-e2e-local-${randomBytes(3).toString('hex')}`;
+    const child = spawn(
+      process.execPath,
+      [
+        '--',
+        bin,
+        'replace',
+        'echo',
+        '--use',
+        name,
+        '--docker-run',
+        '--',
+        '--name',
+        local,
+        '-e',
+        'LOCAL=yes',
+        samplesImage(),
+        'echo',
+        '-listen',
+        ':8080',
+      ],
+      { env: { ...process.env, ...labEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number>((resolve) => {
+      child.once('exit', (code) => {
+        resolve(code ?? -1);
+      });
+    });
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+
+    const answer = await until('the local answer', async () => {
+      const a = await fromCluster('/from-the-cluster');
+      return (a.env as Record<string, string> | undefined)?.LOCAL === 'yes' ? a : undefined;
+    });
+    // The local container has the pod's env, and is asked as the pod would be.
+    t.like(answer, {
+      path: '/from-the-cluster',
+      env: { GREETING: 'hello from the cluster', LOCAL: 'yes' },
+    });
+    const status = json<StatusReport>(await tpLab(['status', '--name', name, '--json']));
+    t.like(status.status?.engagements[0], {
+      workload: 'deployment/echo',
+      mode: 'replace',
+      container: 'echo',
+    });
+
+    await engine.signal(local, 'SIGTERM');
+    const code = await exited;
+    t.not(code, 0, stderr);
+    t.regex(stderr, /Restoring deployment\/echo/);
+    t.deepEqual(await workloadSpec(), before);
+    const after = await until('the pod’s answer', async () => {
+      const a = await fromCluster();
+      return (a.env as Record<string, string> | undefined)?.LOCAL === undefined ? a : undefined;
+    });
+    t.like(after, { env: { GREETING: 'hello from the cluster' } });
+  },
+);
+
+test.serial(
+  'replace without --docker-run stays until tp leave, which restores exactly',
+  async (t) => {
+    const before = await workloadSpec();
+    const r = await tpLab(['replace', 'deploy/echo', '--use', name, '--json']);
+    t.is(r.exitCode, 0, r.stderr);
+    t.like(json<Record<string, unknown>>(r), {
+      state: 'ACTIVE',
+      mode: 'replace',
+      container: 'echo',
+    });
+    // Whatever listens in the daemon's namespace gets the traffic: here a container joined to it.
+    const local = await engine.startContainer({
+      image: samplesImage(),
+      cmd: ['echo', '-listen', ':8080'],
+      env: { ECHO_ENV: 'LOCAL', LOCAL: 'joined' },
+      labels: { 'tp.managed': 'true', 'tp.component': 'test', [LABEL_SESSION]: name },
+      networkMode: `container:${daemon}`,
+    });
+    t.teardown(() => local.stop());
+    await until('the joined container’s answer', async () => {
+      const a = await fromCluster();
+      return (a.env as Record<string, string> | undefined)?.LOCAL === 'joined' ? a : undefined;
+    });
+    const again = await tpLab(['replace', 'echo', '--use', name, '--json']);
+    t.like(json<{ error: Record<string, unknown> }>(again).error, { code: 'ALREADY_ENGAGED' });
+    const left = await tpLab(['leave', 'echo', '--use', name, '--json']);
+    t.is(left.exitCode, 0, left.stderr);
+    t.like(json<Record<string, unknown>>(left), { left: true, restored: true });
+    t.deepEqual(await workloadSpec(), before);
+  },
+);
+
+test.serial(
+  'the --docker-run container has the pod’s env, and its own exit code is tp’s',
+  async (t) => {
+    const before = await workloadSpec();
+    const script = 'test "$GREETING" = "hello from the cluster" && exit 7';
+    const r = await tpLab([
+      'replace',
+      'echo',
+      '--use',
+      name,
+      '--docker-run',
+      '--',
+      dnsutilsImage(),
+      'sh',
+      '-c',
+      script,
+    ]);
+    t.is(r.exitCode, 7, r.stderr);
+    t.deepEqual(await workloadSpec(), before);
+  },
+);
