@@ -4,11 +4,13 @@
  * ports to the daemon's `accept` streams. It needs no capability and runs as any uid: it only
  * listens and reads files the container can read.
  */
+import { statSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import {
   AGENT_HEALTH_PORT,
   AGENT_PORT,
+  SERVICE_ACCOUNT_DIR,
   type AgentConfig,
   type AgentInfo,
   type AgentReply,
@@ -35,6 +37,8 @@ export interface AgentOptions {
   /** A stream that sends no request line within this is dropped. */
   requestWaitMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Where the pod's ServiceAccount token would be mounted (a folder of the loopback tests). */
+  serviceAccountDir?: string;
   log?: (o: object) => void;
 }
 
@@ -55,6 +59,22 @@ export function appEnv(env: NodeJS.ProcessEnv, ownEnv: readonly string[]): Recor
   return out;
 }
 
+/**
+ * The mounts the app sees: the configured ones, and the ServiceAccount token the admission
+ * plugin mounted read-only beside them when no configured mount covers its folder.
+ */
+export function appMounts(
+  configured: AgentConfig['mounts'],
+  serviceAccountDir: string,
+): AgentConfig['mounts'] {
+  const covered = configured.some((m) =>
+    `${serviceAccountDir}/`.startsWith(`${m.path.replace(/\/+$/, '')}/`),
+  );
+  if (covered || statSync(serviceAccountDir, { throwIfNoEntry: false })?.isDirectory() !== true)
+    return configured;
+  return [...configured, { path: serviceAccountDir, readOnly: true }];
+}
+
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const { config } = opts;
   const log = opts.log ?? (() => undefined);
@@ -70,12 +90,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     version: clientVersion(),
     container: config.container,
     env: appEnv(opts.env ?? process.env, config.ownEnv),
-    mounts: config.mounts,
+    mounts: appMounts(config.mounts, opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR),
     ports: config.ports,
   };
 
   const sendTar = async (stream: Socket, path: string): Promise<void> => {
-    if (!config.mounts.some((m) => m.path === path)) {
+    if (!info.mounts.some((m) => m.path === path)) {
       stream.end(
         encodeLine(reply({ ok: false, error: `${path} is not a mount of the container` })),
       );
@@ -90,11 +110,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
     stream.write(
       encodeLine(
-        reply(
-          walk.skipped.length > 0
-            ? { ok: true, tar: true, skipped: walk.skipped }
-            : { ok: true, tar: true },
-        ),
+        reply({
+          ok: true,
+          tar: true,
+          ...(walk.skipped.length > 0 ? { skipped: walk.skipped } : {}),
+          size: walk.size,
+          root: walk.root,
+        }),
       ),
     );
     try {

@@ -12,6 +12,8 @@ import { basename, join, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
+import type { MountRoot } from '../src/contract/agent.js';
+import { finEncoder } from '../src/tunnel/frames.js';
 
 type Headers = Partial<Header> & Pick<Header, 'name'>;
 
@@ -24,6 +26,9 @@ export interface MountWalk {
   items: Item[];
   /** Visible files the agent may not read (a Secret mode 0400 owned by another uid). */
   skipped: string[];
+  /** The bytes of the files found, for the reader's progress; the tar may differ a little. */
+  size: number;
+  root: MountRoot;
 }
 
 const inside = (root: string, path: string): boolean =>
@@ -33,14 +38,21 @@ const inside = (root: string, path: string): boolean =>
 export async function walkMount(root: string): Promise<MountWalk> {
   const items: Item[] = [];
   const skipped: string[] = [];
+  let size = 0;
   const top = await realpath(root);
   const rootStat = await stat(root);
+  const rootInfo: MountRoot = {
+    file: rootStat.isFile(),
+    mode: rootStat.mode & 0o7777,
+    uid: rootStat.uid,
+    gid: rootStat.gid,
+  };
   if (rootStat.isFile()) {
     // A subPath mount of one file: the tar holds that file under its own name.
     const name = basename(root);
     if (await readable(root)) items.push({ kind: 'file', name, path: root });
     else skipped.push(name);
-    return { items, skipped };
+    return { items, skipped, size: items.length > 0 ? rootStat.size : 0, root: rootInfo };
   }
   if (!rootStat.isDirectory()) throw new Error(`${root} is neither a folder nor a file`);
 
@@ -70,14 +82,16 @@ export async function walkMount(root: string): Promise<MountWalk> {
         items.push({ kind: 'directory', name, path });
         await visit(path, `${name}/`, new Set([...ancestors, real]));
       } else if (st.isFile()) {
-        if (await readable(path)) items.push({ kind: 'file', name, path });
-        else skipped.push(name);
+        if (await readable(path)) {
+          items.push({ kind: 'file', name, path });
+          size += st.size;
+        } else skipped.push(name);
       }
       // Sockets, fifos and devices have no contents to copy.
     }
   };
   await visit(root, '', new Set([top]));
-  return { items, skipped };
+  return { items, skipped, size, root: rootInfo };
 }
 
 async function readable(path: string): Promise<boolean> {
@@ -89,14 +103,17 @@ async function readable(path: string): Promise<boolean> {
   }
 }
 
-/** Writes the walked mount as a tar to `out` and ends it; rejects (out destroyed) on failure. */
+/**
+ * Writes the walked mount as a tar to `out`, in frames ending with a FIN (src/tunnel/frames.ts)
+ * so that the reader knows it is whole, and ends it; rejects (out destroyed) on failure.
+ */
 export async function writeMountTar(
   walk: MountWalk,
   out: Writable,
   log: (o: object) => void = () => undefined,
 ): Promise<void> {
   const pack = tarPack();
-  const sent = pipeline(pack, out);
+  const sent = pipeline(pack, finEncoder(), out);
   try {
     for (const item of walk.items) await addItem(pack, item, log);
     pack.finalize();

@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { parseMountFlag, type MountOption } from '../engage/volumes.js';
 import { TpError } from '../lib/errors.js';
 
 /** The workload argument of every engagement command. */
@@ -34,6 +35,11 @@ export const engageFlags = {
     description:
       'Run `docker run` with the arguments after `--` in the session, with the env; the engagement ends when the container exits, and its exit code is tp’s.',
   }),
+  mount: Flags.string({
+    description:
+      'true: copy the container’s volumes into Docker volumes, mounted at the same paths by --docker-run; false: leave them out; a directory: also copy them there, under their paths, for tools outside Docker.',
+    default: 'true',
+  }),
 };
 
 /** The parsed flags replace and ingest share, as engage() takes them. */
@@ -43,6 +49,7 @@ export interface ParsedEngage {
   'env-file'?: string | undefined;
   'env-json'?: string | undefined;
   'docker-run': boolean;
+  mount?: string | undefined;
 }
 
 /**
@@ -58,6 +65,7 @@ export function engageOptionals(
   envFile?: string;
   envJson?: string;
   dockerRun?: string[];
+  mount: MountOption;
 } {
   return {
     ...(flags.use === undefined ? {} : { session: flags.use }),
@@ -65,6 +73,7 @@ export function engageOptionals(
     ...(flags['env-file'] === undefined ? {} : { envFile: flags['env-file'] }),
     ...(flags['env-json'] === undefined ? {} : { envJson: flags['env-json'] }),
     ...(flags['docker-run'] ? { dockerRun: dockerRunArgs(raw) } : {}),
+    mount: parseMountFlag(flags.mount),
   };
 }
 

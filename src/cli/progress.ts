@@ -110,3 +110,27 @@ class SpinnerProgress implements Progress {
     };
   }
 }
+
+/** A byte count for people: 512 B, 3.4 KiB, 64.0 MiB. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u] ?? ''}`;
+}
+
+/**
+ * A step's detail for a copy: a bar when the total is known, the bytes so far otherwise. The
+ * total is an estimate (a tar carries headers as well), so the bar stops short of full.
+ */
+export function byteProgress(done: number, total: number | undefined, width = 20): string {
+  if (total === undefined || total <= 0) return formatBytes(done);
+  const ratio = Math.min(done / total, 0.99);
+  const filled = Math.floor(ratio * width);
+  const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+  return `[${bar}] ${Math.floor(ratio * 100)}% ${formatBytes(done)} of ${formatBytes(total)}`;
+}

@@ -7,7 +7,7 @@ export default class Quit extends TpCommand {
   static override summary =
     'End the session: stop the daemon and remove everything connect created in Docker.';
   static override description =
-    'tp-manager stays in the cluster for the next connect; `tp uninstall` removes it.';
+    'Workloads the session engages are restored first. tp-manager stays in the cluster for the next connect; `tp uninstall` removes it.';
   static override examples = [
     '<%= config.bin %> quit',
     '<%= config.bin %> quit --name tp-tp-lab-samples',
@@ -16,12 +16,14 @@ export default class Quit extends TpCommand {
 
   async run(): Promise<QuitResult> {
     const { flags } = await this.parse(Quit);
-    const result = await quitSession(DockerEngine.connect(), flags.name);
+    const result = await quitSession(DockerEngine.connect(), flags.name, this.progress());
     if (result.session === undefined) this.log('Not connected; nothing to do.');
-    else
+    else {
+      const restored = result.restored ?? [];
       this.log(
-        `Session ${result.session} ended; removed ${result.removed.join(', ') || 'nothing'}.`,
+        `Session ${result.session} ended; ${restored.length === 0 ? '' : `restored ${restored.join(', ')}; `}removed ${result.removed.join(', ') || 'nothing'}.`,
       );
+    }
     return result;
   }
 }

@@ -10,6 +10,12 @@ export const AGENT_HEALTH_PORT = 8191;
 /** The agent's entry point in the agent image. */
 export const AGENT_COMMAND = ['node', '/app/dist/agent/main.js'];
 
+/**
+ * Where the ServiceAccount admission plugin mounts the token in every container that has
+ * none there. It is not in the workload's template, so the agent finds it in the pod.
+ */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
 export type EngageMode = 'replace' | 'ingest' | 'intercept' | 'wiretap';
 export type Protocol = 'TCP' | 'UDP';
 
@@ -49,10 +55,27 @@ export interface AgentInfo {
   ports: AgentPort[];
 }
 
+/** The mount point itself: a tar of what it holds cannot carry its mode and owner. */
+export interface MountRoot {
+  /** A subPath mount of one file, rather than a folder. */
+  file: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** What precedes a mount's tar. */
+export interface TarReply {
+  /** Files of the mount the agent could not read, left out of the tar. */
+  skipped?: string[];
+  /** The bytes of file contents the tar will hold, as the walk found them (for progress). */
+  size?: number;
+  root?: MountRoot;
+}
+
 export type AgentReply =
   | { ok: true; info: AgentInfo }
-  /** `skipped`: files of the mount the agent could not read, left out of the tar. */
-  | { ok: true; tar: true; skipped?: string[] }
+  | ({ ok: true; tar: true } & TarReply)
   /** On an `accept` stream, once a client connected: the stream now carries it. */
   | { ok: true; conn: { port: number; protocol: Protocol; src: string } }
   | { ok: false; error: string };

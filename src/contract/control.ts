@@ -3,8 +3,27 @@
  * when it takes none) and its response. The daemon checks every body with the route's
  * `parse` before a handler sees it, so a handler only ever gets a well-formed request.
  */
-import type { AgentInfo, EngageMode, Protocol } from './agent.js';
+import type { Readable } from 'node:stream';
+import type { AgentInfo, EngageMode, Protocol, TarReply } from './agent.js';
 import type { SessionStatus } from './session.js';
+
+/**
+ * A route's answer when it is a byte stream rather than JSON: the body, and a small JSON
+ * description of it that travels in a header ahead of the body.
+ */
+export class ControlStream<M> {
+  constructor(
+    readonly body: Readable,
+    readonly meta: M,
+    readonly contentType: string,
+  ) {}
+}
+
+/** The header that carries a stream's description (URI-encoded JSON: header values are ASCII). */
+export const STREAM_META_HEADER = 'x-tp-meta';
+
+/** What the agent said of a mount's tar before sending it; `skipped` may be empty. */
+export type TarMeta = Omit<TarReply, 'skipped'> & { skipped: string[] };
 
 /** A port the agent takes in the cluster, and the port in the daemon's namespace it goes to. */
 export interface EngagedPort {
@@ -39,11 +58,27 @@ export interface ControlApi {
   'POST /v1/engagements': { request: EngagementStart; response: EngagementStatus };
   'POST /v1/engagements/info': { request: { workload: string }; response: AgentInfo };
   'POST /v1/engagements/leave': { request: { workload: string }; response: { ended: boolean } };
+  /** A tar of one mount, from the agent of the engagement's first pod that answers. */
+  'POST /v1/engagements/tar': { request: MountRequest; response: ControlStream<TarMeta> };
+}
+
+export interface MountRequest {
+  workload: string;
+  /** The mount's path in the container, as the agent's info names it. */
+  path: string;
 }
 
 export type ControlRoute = keyof ControlApi;
 export type ControlRequest<R extends ControlRoute> = ControlApi[R]['request'];
 export type ControlResponse<R extends ControlRoute> = ControlApi[R]['response'];
+
+/** The routes that answer with a stream, and those that answer with JSON. */
+export type StreamRoute = {
+  [R in ControlRoute]: ControlResponse<R> extends ControlStream<unknown> ? R : never;
+}[ControlRoute];
+export type JsonRoute = Exclude<ControlRoute, StreamRoute>;
+export type StreamMeta<R extends StreamRoute> =
+  ControlResponse<R> extends ControlStream<infer M> ? M : never;
 
 /** The largest request body the daemon reads: engagement requests are a few KiB. */
 export const MAX_CONTROL_BODY = 1024 * 1024;
@@ -85,6 +120,13 @@ const workloadOnly: BodyParser<{ workload: string }> = (body) => ({
   workload: text(fields(body), 'workload'),
 });
 
+export const parseMountRequest: BodyParser<MountRequest> = (body) => {
+  const o = fields(body);
+  const path = text(o, 'path');
+  if (!path.startsWith('/') || path.includes('\0')) throw new Error('path is not an absolute path');
+  return { workload: text(o, 'workload'), path };
+};
+
 export const parseEngagementStart: BodyParser<EngagementStart> = (body) => {
   const o = fields(body);
   const mode = text(o, 'mode') as EngageMode;
@@ -121,4 +163,5 @@ export const bodyParsers: { [R in ControlRoute]: BodyParser<ControlRequest<R>> }
   'POST /v1/engagements': parseEngagementStart,
   'POST /v1/engagements/info': workloadOnly,
   'POST /v1/engagements/leave': workloadOnly,
+  'POST /v1/engagements/tar': parseMountRequest,
 };

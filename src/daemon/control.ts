@@ -5,9 +5,12 @@
  * src/contract/control.ts.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import {
+  ControlStream,
   MAX_CONTROL_BODY,
+  STREAM_META_HEADER,
   bodyParsers,
   type BodyParser,
   type ControlRequest,
@@ -71,6 +74,21 @@ async function dispatch(
   return handler(request);
 }
 
+/**
+ * A stream's body follows its headers as it comes. A failure after the headers can only cut
+ * the body short, which the client sees as an aborted response; the source is closed either way.
+ */
+function sendStream(res: ServerResponse, answer: ControlStream<unknown>): void {
+  res.writeHead(200, {
+    'content-type': answer.contentType,
+    [STREAM_META_HEADER]: encodeURIComponent(JSON.stringify(answer.meta)),
+  });
+  pipeline(answer.body, res).catch(() => {
+    answer.body.destroy();
+    res.destroy();
+  });
+}
+
 export class ControlServer implements AsyncDisposable {
   private stopped: Promise<void> | undefined;
 
@@ -101,7 +119,8 @@ export class ControlServer implements AsyncDisposable {
       }
       dispatch(handlers, key, req).then(
         (body) => {
-          send(200, body);
+          if (body instanceof ControlStream) sendStream(res, body);
+          else send(200, body);
         },
         (err: unknown) => {
           const status = err instanceof HttpError ? err.status : 500;

@@ -5,8 +5,13 @@
  */
 import type { Duplex } from 'node:stream';
 import type { AgentInfo } from '../contract/agent.js';
-import type { EngagementStart, EngagementStatus } from '../contract/control.js';
-import { agentInfo } from '../tunnel/agent-client.js';
+import {
+  ControlStream,
+  type EngagementStart,
+  type EngagementStatus,
+  type TarMeta,
+} from '../contract/control.js';
+import { agentInfo, agentTar } from '../tunnel/agent-client.js';
 import { Inbound } from './inbound.js';
 
 interface Active {
@@ -44,13 +49,29 @@ export class Engagements {
   }
 
   /** The env and mounts as the agent of the engagement's first pod sees them. */
-  async info(workload: string): Promise<AgentInfo> {
+  info(workload: string): Promise<AgentInfo> {
+    return this.firstAgent(workload, (stream) => agentInfo(stream));
+  }
+
+  /** A tar of one mount, from the same agent as `info` (the first that answers). */
+  tar(workload: string, path: string): Promise<ControlStream<TarMeta>> {
+    return this.firstAgent(workload, async (stream) => {
+      const { tar, skipped, ...rest } = await agentTar(stream, path);
+      return new ControlStream(
+        tar,
+        { ...rest, skipped: namedWithin(skipped) },
+        'application/x-tar',
+      );
+    });
+  }
+
+  private async firstAgent<T>(workload: string, ask: (stream: Duplex) => Promise<T>): Promise<T> {
     const a = this.active.get(workload);
     if (a === undefined) throw new Error(`this session does not engage ${workload}`);
     const errors: string[] = [];
     for (const pod of a.start.pods) {
       try {
-        return await agentInfo(await this.openAgent(a.start.namespace, pod));
+        return await ask(await this.openAgent(a.start.namespace, pod));
       } catch (err) {
         errors.push(`${pod}: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -74,6 +95,24 @@ export class Engagements {
   async stop(): Promise<void> {
     await Promise.all([...this.active.keys()].map((w) => this.leave(w)));
   }
+}
+
+/** Bytes of names the tar's header may carry: clients refuse headers over 16 KiB. */
+const SKIPPED_HEADER_BUDGET = 4096;
+
+/** As many of the names as fit the header, and how many more there are. */
+export function namedWithin(names: readonly string[], budget = SKIPPED_HEADER_BUDGET): string[] {
+  const out: string[] = [];
+  let used = 0;
+  for (const n of names) {
+    used += encodeURIComponent(JSON.stringify(n)).length + 3;
+    if (used > budget) {
+      out.push(`(and ${names.length - out.length} more)`);
+      break;
+    }
+    out.push(n);
+  }
+  return out;
 }
 
 function statusOf(a: Active): EngagementStatus {

@@ -3,11 +3,13 @@
  *   run               report versions and stay up (the session arrives with `tp connect`)
  *   probe [name]      check NET_ADMIN and /dev/net/tun by creating a TUN device, and exit
  *   selftest [flags]  the network stack with an echo handler (docker tier, benchmarks)
+ *   forward TARGET PORT/PROTO...  relay published ports to TARGET (src/docker/publish.ts)
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { clientVersion } from '../lib/package-info.js';
-import { loadNetstack } from '../netstack/library.js';
+import { loadNetstack, type NetstackLibrary } from '../netstack/library.js';
+import { parseForwardArgs, startForwarder } from './forward.js';
 import { selftest } from './selftest.js';
 import { runSession } from './session.js';
 import { SESSION_CONFIG_PATH } from '../contract/session.js';
@@ -16,13 +18,22 @@ const log = (o: object): void => {
   console.log(JSON.stringify({ time: new Date().toISOString(), ...o }));
 };
 const libraryPath = process.env.TP_NETSTACK_LIB;
-const netstack = loadNetstack(
-  libraryPath === undefined || libraryPath === '' ? undefined : libraryPath,
-);
+// Loaded by the roles that use it: the forwarder has no use for a Go runtime.
+const stack = (): NetstackLibrary =>
+  loadNetstack(libraryPath === undefined || libraryPath === '' ? undefined : libraryPath);
 const [mode = 'run', ...rest] = process.argv.slice(2);
 
-if (mode === 'probe') {
-  const result = netstack.probeTun(rest[0] ?? 'tpprobe0');
+if (mode === 'forward') {
+  const forwarder = await startForwarder(parseForwardArgs(rest));
+  log({ msg: 'forwarding', ports: forwarder.bound });
+  // PID 1 gets no default handler for these: without one, `docker stop` waits out its timeout.
+  const onSignal = (): void => {
+    void forwarder.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+} else if (mode === 'probe') {
+  const result = stack().probeTun(rest[0] ?? 'tpprobe0');
   console.log(JSON.stringify(result));
   process.exitCode = result.ok ? 0 : 1;
 } else if (mode === 'selftest') {
@@ -48,7 +59,7 @@ if (mode === 'probe') {
       .filter((p) => p !== '')
       .map(Number);
   await selftest(
-    netstack,
+    stack(),
     {
       routes: values.route,
       echo: ports(values.echo),
@@ -64,6 +75,7 @@ if (mode === 'probe') {
     log,
   );
 } else if (mode === 'run') {
+  const netstack = stack();
   log({ msg: 'tp daemon started', version: clientVersion(), netstack: netstack.version() });
   if (existsSync(SESSION_CONFIG_PATH)) {
     try {
@@ -93,6 +105,6 @@ if (mode === 'probe') {
     });
   }
 } else {
-  console.error(`unknown mode ${mode}: use run, probe [name] or selftest`);
+  console.error(`unknown mode ${mode}: use run, probe [name], selftest or forward`);
   process.exitCode = 2;
 }

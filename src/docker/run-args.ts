@@ -5,6 +5,7 @@
  * image is, and which flags clash with sharing the daemon's network namespace.
  */
 import { TpError } from '../lib/errors.js';
+import { parsePublish } from './publish.js';
 
 /** docker run's flags that take a value (Docker 28, `docker run --help`; --net and --net-alias are its hidden aliases). */
 const withValue = new Set([
@@ -73,6 +74,8 @@ export function parseRunArgs(args: readonly string[]): RunArgs {
       throw usage(`--docker-run: ${raw.join(' ')} cannot be used: ${clash}.`, `Leave out ${long}.`);
     }
     if (long === '--publish') {
+      // Read now, so that a value Docker would refuse fails before the workload is touched.
+      parsePublish(value ?? '');
       out.publish.push(value ?? '');
       return;
     }

@@ -11,10 +11,12 @@ import type { EngageMode } from '../contract/agent.js';
 import type { EngagedPort } from '../contract/control.js';
 import { runDocker } from '../docker/docker-run.js';
 import type { DockerEngine } from '../docker/engine.js';
+import { startPublishing } from '../docker/publish.js';
 import { parseRunArgs, type RunArgs } from '../docker/run-args.js';
 import { WorkloadClient, type ReadWorkload } from '../k8s/engage.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { TpError } from '../lib/errors.js';
+import { FIELD_MANAGER_RESTORED } from '../lib/k8s-keys.js';
 import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
 import { clientVersion } from '../lib/package-info.js';
 import type { TpSettings } from '../session/config.js';
@@ -24,6 +26,13 @@ import { LABEL_CONTEXT, LABEL_NAMESPACE } from '../session/naming.js';
 import { USE_OR_ENV, requireRunningSession } from '../session/status.js';
 import { checkWritable, dockerEnvFile, jsonEnvFile, writePrivate } from './env.js';
 import { planEngagement, planLeave, SIDECAR } from './plan.js';
+import {
+  copyMounts,
+  removeMountCopies,
+  volumeFlags,
+  type EngagedMount,
+  type MountOption,
+} from './volumes.js';
 
 const ROLLOUT_TIMEOUT_MS = 180_000;
 
@@ -37,6 +46,8 @@ export interface EngageOptions {
   envJson?: string;
   /** The arguments after `--docker-run --`, when given. */
   dockerRun?: string[];
+  /** `--mount`: copy the mounts into Docker volumes (the default), and maybe to a host dir. */
+  mount?: MountOption;
   settings: TpSettings;
 }
 
@@ -58,9 +69,14 @@ export interface EngageResult {
   state: 'ACTIVE' | 'ENDED';
   /** The --docker-run container's exit code, once it ended. */
   exitCode?: number;
+  /** The container's mounts and their copies (none with --mount=false). */
+  mounts: EngagedMount[];
+  /** `--mount <dir>`: where the copies are on this host too. */
+  mountPoint?: string;
 }
 
 interface Context {
+  engine: DockerEngine;
   session: string;
   daemon: string;
   namespace: string;
@@ -74,6 +90,7 @@ async function sessionContext(engine: DockerEngine, session: string | undefined)
   if (control === undefined) throw new Error(`session ${d.name} has no control API`);
   const { kc, target } = loadKubeConfig({ context: d.labels[LABEL_CONTEXT] ?? '' });
   return {
+    engine,
     session: d.labels[LABEL_SESSION] ?? d.name,
     daemon: d.id,
     namespace: d.labels[LABEL_NAMESPACE] ?? target.namespace,
@@ -142,6 +159,7 @@ export async function engage(
     ports: plan.ports,
     envSkipped: [],
     state: 'ACTIVE',
+    mounts: [],
   };
   try {
     await ctx.control.call('POST /v1/engagements', {
@@ -167,9 +185,33 @@ export async function engage(
       writePrivate(opts.envJson, jsonEnvFile(info.env));
       result.envJson = opts.envJson;
     }
+    const mount = opts.mount ?? { copy: true };
+    if (mount.copy) {
+      const hostDir = mount.hostDir;
+      if (hostDir !== undefined) result.mountPoint = hostDir;
+      result.mounts = await copyMounts(
+        engine,
+        {
+          control: ctx.control,
+          daemon: ctx.daemon,
+          session: ctx.session,
+          workload: result.workload,
+          mode: opts.mode,
+          mounts: info.mounts,
+          ...(hostDir === undefined ? {} : { hostDir }),
+        },
+        progress,
+      );
+    }
     onActive(result);
     if (run === undefined) return result;
-    result.exitCode = await runContainer(ctx, run, info.env, env.skipped);
+    result.exitCode = await runContainer(
+      ctx,
+      run,
+      info.env,
+      env.skipped,
+      volumeFlags(result.mounts),
+    );
   } catch (err) {
     await leaveQuietly(engine, ctx, result.workload);
     throw err;
@@ -184,7 +226,18 @@ async function runContainer(
   run: RunArgs,
   env: Record<string, string>,
   multiLine: readonly string[],
+  volumes: string[],
 ): Promise<number> {
+  // -p: published by a helper on the session network, for as long as the container runs.
+  await using _published =
+    run.publish.length === 0
+      ? undefined
+      : await startPublishing(ctx.engine, {
+          publish: run.publish,
+          daemon: ctx.daemon,
+          network: ctx.session,
+          labels: tpLabels(clientVersion(), 'publisher', { [LABEL_SESSION]: ctx.session }),
+        });
   const dir = mkdtempSync(join(tmpdir(), 'tp-run-'));
   try {
     const envFile = join(dir, 'env');
@@ -195,7 +248,7 @@ async function runContainer(
       labels: tpLabels(clientVersion(), 'joined', { [LABEL_SESSION]: ctx.session }),
       envFile,
       envByName: Object.fromEntries(multiLine.map((n) => [n, env[n] ?? ''])),
-      volumes: [],
+      volumes,
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -214,6 +267,8 @@ export interface LeaveResult {
   left: boolean;
   /** True when the workload is back to what it was before any engagement. */
   restored: boolean;
+  /** The Docker volumes with copies of its mounts, removed. */
+  volumes?: string[];
 }
 
 /** Ends this session's engagement of a workload and restores it once nobody else engages it. */
@@ -225,13 +280,33 @@ export async function leave(
   const ctx = await sessionContext(engine, opts.session);
   const w = await ctx.workloads.find(opts.workload, ctx.namespace);
   await ctx.control.call('POST /v1/engagements/leave', { workload: id(w) }).catch(() => undefined);
-  const next = planLeave(w, ctx.session);
-  if (next === undefined)
-    return { session: ctx.session, workload: id(w), left: false, restored: false };
+  const released = await release(ctx.workloads, w, ctx.session, progress);
+  const volumes = await removeMountCopies(engine, ctx.session, id(w));
+  return {
+    session: ctx.session,
+    workload: id(w),
+    ...released,
+    ...(volumes.length === 0 ? {} : { volumes }),
+  };
+}
+
+/**
+ * The cluster half of leaving, which needs no daemon: the workload as the engagements left on
+ * it want it, which is its original once none is left.
+ */
+export async function release(
+  workloads: WorkloadClient,
+  w: ReadWorkload,
+  session: string,
+  progress: Progress,
+): Promise<{ left: boolean; restored: boolean }> {
+  const next = planLeave(w, session);
+  if (next === undefined) return { left: false, restored: false };
   const step = progress.step(`Restoring ${id(w)}`);
   try {
-    const applied = await ctx.workloads.apply(next.apply);
-    await ctx.workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
+    const applied = await workloads.apply(next.apply);
+    if (next.handover !== undefined) await workloads.apply(next.handover, FIELD_MANAGER_RESTORED);
+    await workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
       step.update(m);
     });
     step.succeed();
@@ -239,8 +314,23 @@ export async function leave(
     step.fail();
     throw err;
   }
-  const restored = Object.keys(next.remaining).length === 0;
-  return { session: ctx.session, workload: id(w), left: true, restored };
+  return { left: true, restored: Object.keys(next.remaining).length === 0 };
+}
+
+/** Every engagement `session` holds in its namespace, ended: what quit and uninstall do first. */
+export async function releaseAll(
+  kube: { context: string; namespace: string },
+  session: string,
+  progress: Progress,
+): Promise<string[]> {
+  const { kc, target } = loadKubeConfig({ context: kube.context });
+  const workloads = new WorkloadClient(kc, target);
+  const released: string[] = [];
+  for (const w of await workloads.engagedBy(session, kube.namespace)) {
+    await release(workloads, w, session, progress);
+    released.push(id(w));
+  }
+  return released;
 }
 
 async function leaveQuietly(engine: DockerEngine, ctx: Context, workload: string): Promise<void> {
@@ -254,4 +344,6 @@ async function restoreQuietly(ctx: Context, w: ReadWorkload): Promise<void> {
     .catch(() => undefined);
   const next = now === undefined ? undefined : planLeave(now, ctx.session);
   if (next !== undefined) await ctx.workloads.apply(next.apply).catch(() => undefined);
+  if (next?.handover !== undefined)
+    await ctx.workloads.apply(next.handover, FIELD_MANAGER_RESTORED).catch(() => undefined);
 }

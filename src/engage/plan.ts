@@ -20,8 +20,12 @@ export type { PlannedPort };
 
 /** The sidecar's name when the agent runs beside the target container. */
 export const SIDECAR = 'tp-agent';
-/** Variables the agent image sets itself (its PATH is dropped separately). */
-const AGENT_IMAGE_ENV = ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV'];
+/**
+ * Variables the agent's process gets from its own image rather than from the pod: what the
+ * image sets, and HOME, which the runtime derives from the image's user (the local container
+ * has its own). PATH is dropped separately.
+ */
+const AGENT_IMAGE_ENV = ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV', 'HOME'];
 /** The node image's unprivileged user: the sidecar meets the `restricted` Pod Security Standard. */
 const SIDECAR_UID = 1000;
 
@@ -103,14 +107,18 @@ export function planEngagement(workload: WorkloadObject, req: EngageRequest): Pl
 export function planLeave(
   workload: WorkloadObject,
   session: string,
-): { apply: WorkloadApply; remaining: Engagements } | undefined {
+): { apply: WorkloadApply; remaining: Engagements; handover?: WorkloadApply } | undefined {
   const current = readEngagements(workload);
   if (current[session] === undefined) return undefined;
   const remaining = Object.fromEntries(Object.entries(current).filter(([s]) => s !== session));
   // Those who stay keep the agent they have: a replace holds the workload alone, so what
   // remains is a sidecar.
   const sidecar = workload.spec.template.spec.containers.find((c) => c.name === SIDECAR);
-  return { apply: desiredApply(workload, remaining, sidecar?.image ?? ''), remaining };
+  const apply = desiredApply(workload, remaining, sidecar?.image ?? '');
+  // The restored values, once applied by `tp`, are its alone: applied again by another
+  // manager (FIELD_MANAGER_RESTORED) they stay when tp next applies without them.
+  const restoresFields = Object.keys(remaining).length === 0 && apply.spec !== undefined;
+  return { apply, remaining, ...(restoresFields ? { handover: apply } : {}) };
 }
 
 /** The engagements annotation, read without trusting it: a malformed one counts as none. */
@@ -261,7 +269,12 @@ function desiredApply(
     // The original is what the container was before tp first changed it, not what it is now.
     const before = original ?? originalFields(target(replace.container));
     annotations[ANNOTATION_ORIGINAL] = JSON.stringify(before);
-    const agent = inPlaceAgent(target(replace.container), replace.ports, agentImage);
+    const agent = inPlaceAgent(
+      target(replace.container),
+      replace.ports,
+      agentImage,
+      apiDataVolumes(workload),
+    );
     return { ...base, metadata: { ...base.metadata, annotations }, spec: podSpec([agent]) };
   }
   const first = entries[0];
@@ -274,7 +287,23 @@ function podSpec(containers: Record<string, unknown>[]): NonNullable<WorkloadApp
   return { template: { spec: { containers } } };
 }
 
-function agentConfig(c: Container, ports: readonly PlannedPort[], readOnly: boolean): AgentConfig {
+/** Volume sources the kubelet mounts read-only whatever the mount says: the API's data. */
+const API_DATA_SOURCES = ['configMap', 'secret', 'downwardAPI', 'projected'];
+
+/** The names of the pod's volumes that are read-only in every container. */
+export function apiDataVolumes(workload: WorkloadObject): Set<string> {
+  const volumes = workload.spec.template.spec.volumes ?? [];
+  return new Set(
+    volumes.filter((v) => API_DATA_SOURCES.some((s) => v[s] !== undefined)).map((v) => v.name),
+  );
+}
+
+function agentConfig(
+  c: Container,
+  ports: readonly PlannedPort[],
+  readOnly: boolean,
+  readOnlyVolumes: ReadonlySet<string> = new Set(),
+): AgentConfig {
   const setByPod = new Set((c.env ?? []).map((e) => e.name));
   return {
     container: c.name,
@@ -285,7 +314,7 @@ function agentConfig(c: Container, ports: readonly PlannedPort[], readOnly: bool
     })),
     mounts: (c.volumeMounts ?? []).map((m) => ({
       path: m.mountPath,
-      readOnly: readOnly || m.readOnly === true,
+      readOnly: readOnly || m.readOnly === true || readOnlyVolumes.has(m.name),
     })),
     ownEnv: AGENT_IMAGE_ENV.filter((n) => !setByPod.has(n)),
   };
@@ -329,12 +358,13 @@ function inPlaceAgent(
   c: Container,
   ports: readonly PlannedPort[],
   image: string,
+  readOnlyVolumes: ReadonlySet<string>,
 ): Record<string, unknown> {
   const agent: Record<string, unknown> = {
     name: c.name,
     image,
     command: AGENT_COMMAND,
-    args: ['agent', JSON.stringify(agentConfig(c, ports, false))],
+    args: ['agent', JSON.stringify(agentConfig(c, ports, false, readOnlyVolumes))],
   };
   for (const f of probeFields) {
     const p = c[f];

@@ -35,6 +35,12 @@ export interface VolumeMount {
   subPath?: string;
 }
 
+/** A pod volume: its name and one source (configMap, secret, emptyDir, ...). */
+export interface Volume {
+  name: string;
+  [source: string]: unknown;
+}
+
 export interface ContainerPortSpec {
   name?: string;
   containerPort: number;
@@ -60,5 +66,8 @@ export interface WorkloadObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace: string; annotations?: Record<string, string> };
-  spec: { replicas?: number; template: { spec: { containers: Container[] } } };
+  spec: {
+    replicas?: number;
+    template: { spec: { containers: Container[]; volumes?: Volume[] } };
+  };
 }

@@ -12,7 +12,7 @@ import {
   type KubernetesObject,
   type V1Pod,
 } from '@kubernetes/client-node';
-import type { WorkloadApply } from '../engage/plan.js';
+import { readEngagements, type WorkloadApply } from '../engage/plan.js';
 import type { WorkloadObject } from '../engage/workload.js';
 import { TpError } from '../lib/errors.js';
 import { FIELD_MANAGER } from '../lib/k8s-keys.js';
@@ -100,13 +100,13 @@ export class WorkloadClient {
   }
 
   /** Server-side apply, field manager `tp`, forced: tp's statement of the whole of its intent. */
-  async apply(config: WorkloadApply): Promise<ReadWorkload> {
+  async apply(config: WorkloadApply, manager = FIELD_MANAGER): Promise<ReadWorkload> {
     try {
       const obj = await this.objects.patch(
         config,
         undefined,
         undefined,
-        FIELD_MANAGER,
+        manager,
         true,
         PatchStrategy.ServerSideApply,
       );
@@ -143,6 +143,30 @@ export class WorkloadClient {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  /**
+   * The workloads of `namespace` that `session` engages, as their annotation says: what
+   * `tp quit` restores, even when the session's daemon is gone.
+   */
+  async engagedBy(session: string, namespace: string): Promise<ReadWorkload[]> {
+    const found: ReadWorkload[] = [];
+    for (const kind of workloadKinds) {
+      try {
+        const list = await this.objects.list('apps/v1', kind, namespace);
+        for (const item of list.items) {
+          const w = plain(item);
+          w.kind = kind;
+          w.apiVersion = 'apps/v1';
+          // A Deployment's ReplicaSets copy its annotations: the Deployment is what is engaged.
+          const owned = (item.metadata?.ownerReferences ?? []).some((o) => o.controller === true);
+          if (!owned && readEngagements(w)[session] !== undefined) found.push(w);
+        }
+      } catch (err) {
+        throw clusterError(err, this.target);
+      }
+    }
+    return found;
   }
 
   /** The names of the workload's ready pods whose container `container` runs `image`. */

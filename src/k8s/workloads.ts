@@ -7,15 +7,17 @@ import {
   type V1ObjectMeta,
 } from '@kubernetes/client-node';
 import { TpError } from '../lib/errors.js';
+import { ANNOTATION_ENGAGEMENTS } from '../lib/k8s-keys.js';
 import { statusMessage, withTimeout } from './api-errors.js';
 import { clusterError } from './cluster.js';
 import type { KubeTarget } from './kubeconfig.js';
 
 /**
- * The annotation a workload carries while a tp session engages it: JSON with at least `mode`
- * and `session`. Anything can edit annotations, so readers parse it with `parseEngagement`.
+ * The annotation a workload carries while tp sessions engage it: JSON, by session, each with at
+ * least a `mode` (src/engage/plan.ts writes it). Anything can edit annotations, so readers
+ * parse it with `parseEngagements`.
  */
-export const ENGAGEMENT_ANNOTATION = 'tp.engagement';
+export const ENGAGEMENT_ANNOTATION = ANNOTATION_ENGAGEMENTS;
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'ReplicaSet' | 'DaemonSet';
 
@@ -64,34 +66,44 @@ export interface Workload {
   /** The pod template's containers (not its init containers), in template order. */
   containers: WorkloadContainer[];
   state: WorkloadState;
-  engagedBy?: Engagement;
+  /** The sessions engaging it, by session name. */
+  engagements: Engagement[];
   /** Why the engagement annotation could not be read; the workload then counts as not engaged. */
   engagementError?: string;
 }
 
-export type ParsedEngagement = { ok: true; engagement: Engagement } | { ok: false; reason: string };
+export type ParsedEngagements =
+  { ok: true; engagements: Engagement[] } | { ok: false; reason: string };
 
-/** Reads the engagement annotation's value without trusting it. */
-export function parseEngagement(raw: string): ParsedEngagement {
+/** Reads the engagements annotation's value without trusting it. */
+export function parseEngagements(raw: string): ParsedEngagements {
+  const bad = (why: string): ParsedEngagements => ({
+    ok: false,
+    reason: `annotation ${ENGAGEMENT_ANNOTATION} ${why}`,
+  });
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
-    return { ok: false, reason: `annotation ${ENGAGEMENT_ANNOTATION} is not JSON` };
+    return bad('is not JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, reason: `annotation ${ENGAGEMENT_ANNOTATION} is not a JSON object` };
+    return bad('is not a JSON object');
   }
-  const { mode, session, by } = value as Record<string, unknown>;
-  if (typeof mode !== 'string' || mode === '' || typeof session !== 'string' || session === '') {
-    return {
-      ok: false,
-      reason: `annotation ${ENGAGEMENT_ANNOTATION} lacks a string "mode" and "session"`,
-    };
+  const engagements: Engagement[] = [];
+  for (const [session, entry] of Object.entries(value as Record<string, unknown>)) {
+    const { mode, by } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
+      string,
+      unknown
+    >;
+    if (typeof mode !== 'string' || mode === '' || session === '') {
+      return bad(`has an entry without a string "mode" (session "${session}")`);
+    }
+    const e: Engagement = { mode, session };
+    if (typeof by === 'string') e.by = by;
+    engagements.push(e);
   }
-  const engagement: Engagement = { mode, session };
-  if (typeof by === 'string') engagement.by = by;
-  return { ok: true, engagement };
+  return { ok: true, engagements };
 }
 
 interface RawWorkload {
@@ -177,6 +189,7 @@ function toWorkload(w: RawWorkload, namespace: string): Workload {
     name: w.metadata?.name ?? '',
     namespace: w.metadata?.namespace ?? namespace,
     replicas: { desired: w.desired, ready: w.ready },
+    engagements: [],
     containers: (w.containers ?? []).map((c) => ({
       name: c.name,
       ports: (c.ports ?? []).map((p) => {
@@ -192,12 +205,11 @@ function toWorkload(w: RawWorkload, namespace: string): Workload {
   };
   const raw = w.metadata?.annotations?.[ENGAGEMENT_ANNOTATION];
   if (raw !== undefined) {
-    const parsed = parseEngagement(raw);
-    if (parsed.ok) {
-      workload.engagedBy = parsed.engagement;
+    const parsed = parseEngagements(raw);
+    if (!parsed.ok) workload.engagementError = parsed.reason;
+    else if (parsed.engagements.length > 0) {
+      workload.engagements = parsed.engagements;
       workload.state = 'engaged';
-    } else {
-      workload.engagementError = parsed.reason;
     }
   }
   return workload;

@@ -5,6 +5,11 @@
  */
 export const TP_DOMAIN = 'tp.dev';
 export const FIELD_MANAGER = 'tp';
+/**
+ * Co-owns the values a restore put back, so that a later apply by `tp` which does not state
+ * them (an ingest after a replace) leaves them be rather than removing them.
+ */
+export const FIELD_MANAGER_RESTORED = 'tp-restored';
 
 /** On a workload: JSON of the engagements on it, by session. */
 export const ANNOTATION_ENGAGEMENTS = `${TP_DOMAIN}/engagements`;

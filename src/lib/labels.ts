@@ -8,8 +8,11 @@ export const LABEL_VERSION = 'tp.version';
 export const LABEL_COMPONENT = 'tp.component';
 export const LABEL_SESSION = 'tp.session';
 export const LABEL_CONTEXT_HASH = 'tp.context-hash';
+/** On the copies of an engaged workload's mounts: `kind/name`, as `tp leave` names it. */
+export const LABEL_WORKLOAD = 'tp.workload';
 
-export type Component = 'daemon' | 'agent' | 'joined' | 'network' | 'probe' | 'test';
+export type Component =
+  'daemon' | 'agent' | 'joined' | 'publisher' | 'network' | 'probe' | 'test' | 'volume';
 
 export function tpLabels(
   version: string,

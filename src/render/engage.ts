@@ -11,11 +11,23 @@ export function renderEngagement(r: EngageResult): string {
     ['   Pods', r.pods.join(', ') || '(none ready)'],
   ];
   if (r.ports.length > 0) rows.push(['   Port forwards', 'agent -> the session’s namespace']);
-  const lines = [`Using ${r.kind} ${r.name} (${r.mode})`, alignRows(rows)];
+  const volumeRows: [string, string][] = [];
+  if (r.mountPoint !== undefined) volumeRows.push(['   Volume Mount Point', r.mountPoint]);
+  if (r.mounts.length > 0) volumeRows.push(['   Volumes', 'copied into Docker volumes']);
+  // One width for both blocks, which the port lines separate.
+  const width = Math.max(...[...rows, ...volumeRows].map(([k]) => k.length));
+  const pad = (rs: [string, string][]): [string, string][] =>
+    rs.map(([k, v]) => [k.padEnd(width), v]);
+  const lines = [`Using ${r.kind} ${r.name} (${r.mode})`, alignRows(pad(rows))];
   for (const p of r.ports) {
     lines.push(
       `       ${p.port} -> ${p.local} ${p.protocol}${p.name === undefined ? '' : ` (${p.name})`}`,
     );
+  }
+  if (volumeRows.length > 0) lines.push(alignRows(pad(volumeRows)));
+  for (const m of r.mounts) {
+    const where = m.notMounted ?? `${m.volume}${m.readOnly ? ' (read-only)' : ''}`;
+    lines.push(`       ${m.path} -> ${where}`);
   }
   if (r.envFile !== undefined) lines.push(`   Env file: ${r.envFile}`);
   if (r.envJson !== undefined) lines.push(`   Env JSON: ${r.envJson}`);

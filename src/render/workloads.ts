@@ -1,4 +1,21 @@
+import type { Engagement } from '../k8s/workloads.js';
 import type { ListResult } from '../session/list.js';
+
+const past: Record<string, string> = {
+  replace: 'replaced',
+  ingest: 'ingested',
+  intercept: 'intercepted',
+  wiretap: 'wiretapped',
+};
+
+/** `replaced by s1`, `ingested by s1, s2`: as Telepresence lists engagements. */
+function engagedText(engagements: readonly Engagement[]): string {
+  const byMode = new Map<string, string[]>();
+  for (const e of engagements) byMode.set(e.mode, [...(byMode.get(e.mode) ?? []), e.session]);
+  return [...byMode]
+    .map(([mode, sessions]) => `${past[mode] ?? mode} by ${sessions.join(', ')}`)
+    .join('; ');
+}
 
 export function renderWorkloads(r: ListResult): string {
   if (r.workloads.length === 0)
@@ -7,10 +24,7 @@ export function renderWorkloads(r: ListResult): string {
     const ports = w.containers
       .flatMap((c) => c.ports.map((p) => `${p.name ?? p.port}/${p.protocol.toLowerCase()}`))
       .join(',');
-    const state =
-      w.state === 'engaged' && w.engagedBy !== undefined
-        ? `engaged: ${w.engagedBy.mode} by session ${w.engagedBy.session}`
-        : w.state;
+    const state = w.state === 'engaged' ? engagedText(w.engagements) : w.state;
     return [
       `${w.kind.toLowerCase()}/${w.name}`,
       `${w.replicas.ready}/${w.replicas.desired}`,

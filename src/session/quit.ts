@@ -1,16 +1,20 @@
 /** `tp quit` and `tp uninstall`: remove exactly what connect created, and nothing else. */
+import { silentProgress, type Progress } from '../cli/progress.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { LabelledResources } from '../docker/engine.js';
+import { releaseAll } from '../engage/engage.js';
 import type { ContainerDetails } from '../docker/inspect.js';
 import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
 import { ManagerClient } from '../k8s/manager.js';
 import { LABEL_SESSION } from '../lib/labels.js';
 import { ControlClient } from './control-client.js';
-import { LABEL_CONTEXT, LABEL_MANAGER_NAMESPACE } from './naming.js';
+import { LABEL_CONTEXT, LABEL_MANAGER_NAMESPACE, LABEL_NAMESPACE } from './naming.js';
 import { FLAG_OR_ENV, listSessions, pickSession } from './status.js';
 
 export interface QuitResult {
   session?: string;
+  /** The workloads this session engaged, restored. */
+  restored?: string[];
   /** The Docker containers, networks and volumes removed. */
   removed: string[];
 }
@@ -27,9 +31,10 @@ function names(r: LabelledResources): string[] {
 export async function quitSession(
   engine: DockerEngine,
   name: string | undefined,
+  progress: Progress = silentProgress,
 ): Promise<QuitResult> {
   const daemon = await pickSession(engine, name, FLAG_OR_ENV);
-  return daemon === undefined ? { removed: [] } : endSession(engine, daemon);
+  return daemon === undefined ? { removed: [] } : endSession(engine, daemon, progress);
 }
 
 /**
@@ -39,15 +44,24 @@ export async function quitSession(
 export async function endSession(
   engine: DockerEngine,
   daemon: ContainerDetails,
+  progress: Progress = silentProgress,
 ): Promise<QuitResult & { session: string }> {
   const session = daemon.labels[LABEL_SESSION] ?? daemon.name;
+  // The cluster first: a workload this session engages is restored whether or not the daemon
+  // still runs, as its annotation names the session.
+  const context = daemon.labels[LABEL_CONTEXT];
+  const namespace = daemon.labels[LABEL_NAMESPACE];
+  const restored =
+    context === undefined || namespace === undefined
+      ? []
+      : await releaseAll({ context, namespace }, session, progress);
   if (daemon.running) {
     // The container goes either way, answering or not.
     const client = await ControlClient.for(engine, daemon).catch(() => undefined);
     await client?.call('POST /v1/quit', undefined, 3000).catch(() => undefined);
   }
   const removed = await engine.removeLabelled({ [LABEL_SESSION]: session });
-  return { session, removed: names(removed) };
+  return { session, removed: names(removed), restored };
 }
 
 export interface UninstallResult {

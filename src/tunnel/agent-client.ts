@@ -4,7 +4,9 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import type { AgentInfo, AgentReply, AgentRequest } from '../contract/agent.js';
+import type { TarMeta } from '../contract/control.js';
 import { AGENT_MAX_REPLY, parseAgentReply } from './agent-protocol.js';
+import { finDecoder } from './frames.js';
 import { encodeLine, readLine } from './protocol.js';
 
 export async function agentRequest(
@@ -39,14 +41,15 @@ export async function agentInfo(stream: Duplex, timeoutMs?: number): Promise<Age
 }
 
 /**
- * A tar of one mount: the stream itself, from just after the reply line; it ends with the
- * tar. `skipped` names the files the agent could not read.
+ * A tar of one mount, read from the stream after the reply line; it ends (and the stream is
+ * closed) at the agent's end frame, and fails if the stream ends before it. `skipped` names
+ * the files the agent could not read.
  */
 export async function agentTar(
   stream: Duplex,
   path: string,
   timeoutMs?: number,
-): Promise<{ tar: Readable; skipped: string[] }> {
+): Promise<{ tar: Readable } & TarMeta> {
   let reply;
   try {
     reply = await agentRequest(stream, { op: 'tar', path }, timeoutMs);
@@ -58,5 +61,6 @@ export async function agentTar(
     stream.destroy();
     throw new Error(`the agent: ${reply.ok ? 'answered tar with something else' : reply.error}`);
   }
-  return { tar: stream, skipped: reply.skipped ?? [] };
+  const { ok: _ok, tar: _tar, skipped = [], ...rest } = reply;
+  return { tar: finDecoder(stream), skipped, ...rest };
 }

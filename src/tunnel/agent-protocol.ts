@@ -9,7 +9,9 @@ import type {
   AgentPort,
   AgentReply,
   AgentRequest,
+  MountRoot,
   Protocol,
+  TarReply,
 } from '../contract/agent.js';
 
 /** An `info` reply carries the whole environment, which a ConfigMap can make large. */
@@ -88,16 +90,39 @@ function info(value: unknown): AgentInfo {
   };
 }
 
+function count(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new Error(`${what} is not a count: ${String(value)}`);
+  }
+  return value;
+}
+
+function mountRoot(value: unknown): MountRoot {
+  const o = object(value, 'root');
+  if (typeof o.file !== 'boolean') throw new Error('root.file is not a boolean');
+  return {
+    file: o.file,
+    mode: count(o.mode, 'root.mode') & 0o7777,
+    uid: count(o.uid, 'root.uid'),
+    gid: count(o.gid, 'root.gid'),
+  };
+}
+
+function tarReply(o: Fields): TarReply {
+  const out: TarReply = {};
+  if (o.skipped !== undefined)
+    out.skipped = array(o.skipped, 'skipped').map((s) => string(s, 'skipped'));
+  if (o.size !== undefined) out.size = count(o.size, 'size');
+  if (o.root !== undefined) out.root = mountRoot(o.root);
+  return out;
+}
+
 export function parseAgentReply(line: string): AgentReply {
   const o = object(JSON.parse(line), 'the reply');
   if (o.ok === false) return { ok: false, error: string(o.error, 'error') };
   if (o.ok !== true) throw new Error('the reply has no ok');
   if (o.info !== undefined) return { ok: true, info: info(o.info) };
-  if (o.tar === true) {
-    if (o.skipped === undefined) return { ok: true, tar: true };
-    const skipped = array(o.skipped, 'skipped').map((s) => string(s, 'skipped'));
-    return { ok: true, tar: true, skipped };
-  }
+  if (o.tar === true) return { ok: true, tar: true, ...tarReply(o) };
   if (o.conn !== undefined) {
     const c = object(o.conn, 'conn');
     return {

@@ -252,3 +252,53 @@ test.serial(
     t.deepEqual(await workloadSpec(), before);
   },
 );
+
+test.serial(
+  'a CLI killed during --docker-run leaves the engagement, and tp leave restores exactly',
+  async (t) => {
+    const before = await workloadSpec();
+    const child = spawn(
+      process.execPath,
+      [
+        '--',
+        bin,
+        'replace',
+        'echo',
+        '--use',
+        name,
+        '--docker-run',
+        '--',
+        samplesImage(),
+        'echo',
+        '-listen',
+        ':8080',
+      ],
+      { env: { ...process.env, ...labEnv }, stdio: 'ignore' },
+    );
+    await until('the engagement', async () => {
+      const s = json<StatusReport>(await tpLab(['status', '--name', name, '--json']));
+      return s.status?.engagements.length === 1 ? true : undefined;
+    });
+    child.kill('SIGKILL');
+    const left = await tpLab(['leave', 'echo', '--use', name, '--json']);
+    t.is(left.exitCode, 0, left.stderr);
+    t.like(json<Record<string, unknown>>(left), { left: true, restored: true });
+    t.deepEqual(await workloadSpec(), before);
+  },
+);
+
+// Last: it ends the session.
+test.serial(
+  'tp quit restores what the session engaged, even after its daemon was killed',
+  async (t) => {
+    const before = await workloadSpec();
+    const r = await tpLab(['replace', 'echo', '--use', name, '--json']);
+    t.is(r.exitCode, 0, r.stderr);
+    t.notDeepEqual(await workloadSpec(), before);
+    await engine.signal(daemon, 'SIGKILL');
+    const q = await tpLab(['quit', '--name', name, '--json']);
+    t.is(q.exitCode, 0, q.stderr);
+    t.deepEqual(json<{ restored?: string[] }>(q).restored, ['deployment/echo']);
+    t.deepEqual(await workloadSpec(), before);
+  },
+);

@@ -7,7 +7,7 @@ import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
 import {
   ENGAGEMENT_ANNOTATION,
   listWorkloads,
-  parseEngagement,
+  parseEngagements,
   type Workload,
 } from '../../src/k8s/workloads.js';
 import { TpError } from '../../src/lib/errors.js';
@@ -20,7 +20,9 @@ const { kc, target } = loadKubeConfig({ context });
 // wants zero pods, so it costs the node nothing.
 const ns = `tp-e2e-workloads-${randomBytes(3).toString('hex')}`;
 const dir = mkdtempSync(join(tmpdir(), 'tp-workloads-'));
-const engagement = { mode: 'replace', session: 'test-session', by: 'e2e@lab', extra: 1 };
+const engagement = {
+  'test-session': { mode: 'replace', container: 'web', ports: [], by: 'e2e@lab', extra: 1 },
+};
 
 function template(app: string, ports: string): string {
   return `
@@ -112,7 +114,7 @@ test('samples lists its Deployments and the store StatefulSet, sorted, all ready
   for (const w of workloads) {
     t.is(w.state, 'ready to engage', brief(w));
     t.is(w.namespace, 'samples');
-    t.is(w.engagedBy, undefined);
+    t.deepEqual(w.engagements, []);
   }
   t.deepEqual(
     workloads.find((w) => w.name === 'store')?.replicas,
@@ -164,14 +166,11 @@ test('engagement, orphan ReplicaSets and DaemonSets are read, Deployment-owned R
   const [engaged, garbled, orphan, nowhere] = workloads;
   t.like(engaged, {
     state: 'engaged',
-    engagedBy: { mode: 'replace', session: 'test-session', by: 'e2e@lab' },
+    engagements: [{ mode: 'replace', session: 'test-session', by: 'e2e@lab' }],
     replicas: { desired: 0, ready: 0 },
   });
-  t.false(
-    engaged !== undefined && 'extra' in (engaged.engagedBy ?? {}),
-    'unknown keys are dropped',
-  );
-  t.like(garbled, { state: 'scaled to zero', engagedBy: undefined });
+  t.false(engaged?.engagements.some((e) => 'extra' in e) === true, 'unknown keys are dropped');
+  t.like(garbled, { state: 'scaled to zero', engagements: [] });
   t.regex(garbled?.engagementError ?? '', /not JSON/);
   t.deepEqual(orphan?.containers, [{ name: 'app', ports: [{ port: 9000, protocol: 'TCP' }] }]);
   t.like(nowhere, { state: 'scaled to zero', replicas: { desired: 0, ready: 0 } });
@@ -190,20 +189,25 @@ test('a user whom RBAC forbids to list workloads gets a config error naming the 
   t.regex(err.fix, /kubectl auth can-i list/);
 });
 
-test('an engagement annotation is read only when it is an object with a mode and a session', (t) => {
-  t.deepEqual(parseEngagement('{"mode":"intercept","session":"s1"}'), {
+test('an engagements annotation is read only when each session’s entry has a mode', (t) => {
+  t.deepEqual(parseEngagements('{"s1":{"mode":"intercept"},"s2":{"mode":"ingest","by":"bo"}}'), {
     ok: true,
-    engagement: { mode: 'intercept', session: 's1' },
+    engagements: [
+      { mode: 'intercept', session: 's1' },
+      { mode: 'ingest', session: 's2', by: 'bo' },
+    ],
   });
+  t.deepEqual(parseEngagements('{}'), { ok: true, engagements: [] });
   for (const raw of [
     '',
     '{',
     'null',
     '[]',
     '"replace"',
-    '{"mode":"replace"}',
-    '{"mode":1,"session":"s"}',
+    '{"s":{}}',
+    '{"s":{"mode":1}}',
+    '{"s":3}',
   ]) {
-    t.false(parseEngagement(raw).ok, raw);
+    t.false(parseEngagements(raw).ok, raw);
   }
 });

@@ -53,6 +53,8 @@ export async function loopbackAgent(
     port: 0,
     healthPort: 0,
     publicHost: '127.0.0.1',
+    // The host running the tests may be a pod: its own token is no mount of these agents.
+    serviceAccountDir: '/nonexistent/serviceaccount',
     ...opts,
     config: { ...emptyConfig, ...config },
   });

@@ -1,9 +1,17 @@
 /** The daemon's control API on a real loopback port: the secret, the routes, the bodies. */
 import test from 'ava';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { request } from 'undici';
-import { MAX_CONTROL_BODY } from '../../src/contract/control.js';
+import {
+  ControlStream,
+  MAX_CONTROL_BODY,
+  type ControlRequest,
+  type TarMeta,
+} from '../../src/contract/control.js';
 import type { SessionStatus } from '../../src/contract/session.js';
-import { ControlServer } from '../../src/daemon/control.js';
+import { ControlServer, type ControlHandlers } from '../../src/daemon/control.js';
+import { ControlClient } from '../../src/session/control-client.js';
 
 const secret = 'test-secret';
 
@@ -19,6 +27,7 @@ const withServer = test.macro(
       'POST /v1/engagements': (req) => ({ ...req, since: 'now', accepted: 0, refused: 0 }),
       'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
       'POST /v1/engagements/leave': () => ({ ended: false }),
+      'POST /v1/engagements/tar': () => Promise.reject(new Error('not in this test')),
     });
     await body(t, `http://127.0.0.1:${server.port}`);
     t.log(`quit called ${quits} times`);
@@ -63,5 +72,89 @@ test(
     t.is((await call(`${base}/v1/quit`, 'POST', { body: '{nope' })).status, 400);
     const big = 'x'.repeat(MAX_CONTROL_BODY + 1);
     t.is((await call(`${base}/v1/quit`, 'POST', { body: JSON.stringify(big) })).status, 413);
+  },
+);
+
+type TarHandler = ControlHandlers['POST /v1/engagements/tar'];
+
+/** A server whose tar route is `tar`, and a client of it, as the CLI has one. */
+async function streamServer(
+  tar: TarHandler,
+): Promise<{ server: ControlServer; client: ControlClient }> {
+  const server = await ControlServer.listen(0, secret, {
+    'GET /v1/status': () => ({ name: 'x' }) as SessionStatus,
+    'POST /v1/quit': () => ({ stopping: true }),
+    'POST /v1/engagements': (req) => ({ ...req, since: 'now', accepted: 0, refused: 0 }),
+    'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
+    'POST /v1/engagements/leave': () => ({ ended: false }),
+    'POST /v1/engagements/tar': tar,
+  });
+  return { server, client: ControlClient.at(`http://127.0.0.1:${server.port}`, secret) };
+}
+
+test('a stream route answers with the handler’s body, its description in a header', async (t) => {
+  const seen: ControlRequest<'POST /v1/engagements/tar'>[] = [];
+  const meta: TarMeta = {
+    // Names need not be ASCII; header values must be.
+    skipped: ['clé', 'a "quoted" name'],
+    size: 3,
+    root: { file: false, mode: 0o777, uid: 1000, gid: 1000 },
+  };
+  const { server, client } = await streamServer((req) => {
+    seen.push(req);
+    return new ControlStream(
+      Readable.from([Buffer.from('ab'), Buffer.from('c')]),
+      meta,
+      'application/x-tar',
+    );
+  });
+  await using _ = server;
+  const answer = await client.stream('POST /v1/engagements/tar', {
+    workload: 'deployment/x',
+    path: '/etc/x',
+  });
+  t.deepEqual(answer.meta, meta);
+  t.is(answer.contentType, 'application/x-tar');
+  t.is(await text(answer.body), 'abc');
+  t.deepEqual(seen, [{ workload: 'deployment/x', path: '/etc/x' }]);
+});
+
+test('a stream route that fails before its body is an error for the client, not a body', async (t) => {
+  const { server, client } = await streamServer(() =>
+    Promise.reject(new Error('no agent of deployment/x answered')),
+  );
+  await using _ = server;
+  const err = await t.throwsAsync(
+    client.stream('POST /v1/engagements/tar', { workload: 'deployment/x', path: '/etc/x' }),
+  );
+  t.regex(err.message, /HTTP 500 .*no agent of deployment\/x answered/);
+});
+
+test('a stream the daemon cuts short fails the client’s read', async (t) => {
+  const { server, client } = await streamServer(() => {
+    const body = new Readable({ read: () => undefined });
+    body.push('partial');
+    setTimeout(() => body.destroy(new Error('the agent went away')), 50);
+    return new ControlStream(body, { skipped: [] }, 'application/x-tar');
+  });
+  await using _ = server;
+  const answer = await client.stream('POST /v1/engagements/tar', {
+    workload: 'deployment/x',
+    path: '/etc/x',
+  });
+  await t.throwsAsync(text(answer.body));
+});
+
+test(
+  'the tar route refuses a path that is not absolute before the handler',
+  withServer,
+  async (t, base) => {
+    for (const body of [
+      '{"workload":"deployment/x","path":"etc/x"}',
+      '{"workload":"deployment/x"}',
+    ]) {
+      const r = await call(`${base}/v1/engagements/tar`, 'POST', { body });
+      t.is(r.status, 400, body);
+    }
   },
 );

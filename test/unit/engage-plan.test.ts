@@ -332,3 +332,24 @@ test('a malformed engagements annotation counts as none', (t) => {
     );
   }
 });
+
+test('the agent leaves out HOME and its image’s variables, unless the pod spec sets them', (t) => {
+  const own = (c: Container): string[] => {
+    const [agent] =
+      planEngagement(workload([c]), request()).apply.spec?.template.spec.containers ?? [];
+    return configOf(agent ?? {}).ownEnv;
+  };
+  t.deepEqual(own(echoContainer), ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV', 'HOME']);
+  const setsHome = { ...echoContainer, env: [{ name: 'HOME', value: '/srv' }] };
+  t.deepEqual(own(setsHome), ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV']);
+});
+
+test('a full restore is applied again by a second manager, so that a later apply without those fields keeps them', (t) => {
+  const w = workload([echoContainer]);
+  const replaced = afterApply(w, planEngagement(w, request()).apply);
+  const leave = planLeave(replaced, 's1');
+  t.deepEqual(leave?.handover, leave?.apply);
+  // An ingest changed no field of the container: nothing to hand over.
+  const ingested = afterApply(w, planEngagement(w, request({ mode: 'ingest' })).apply);
+  t.is(planLeave(ingested, 's1')?.handover, undefined);
+});
