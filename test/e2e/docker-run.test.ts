@@ -11,8 +11,8 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { StatusReport } from '../../src/session/status.js';
 import { LABEL_COMPONENT, LABEL_SESSION } from '../../src/lib/labels.js';
+import { namespaceSession, until } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
-import { context, kubectl, kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
 import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
 
@@ -66,16 +66,6 @@ const manifest = (image: string): string =>
     ],
   });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 async function freeHostPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -125,23 +115,16 @@ const publishers = async (): Promise<string[]> =>
 /** A single-quoted word for `sh -c`. */
 const shellWord = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-test.before(async () => {
-  await kubectlOk(['create', 'namespace', ns]);
-  const apply = spawn('kubectl', ['--context', context, 'apply', '-f', '-'], {
-    stdio: ['pipe', 'ignore', 'inherit'],
-  });
-  apply.stdin.end(manifest(samplesImage()));
-  await new Promise((r) => apply.once('exit', r));
-  await kubectlOk(['-n', ns, 'rollout', 'status', 'deploy/echo', '--timeout=120s'], 130_000);
-  const r = await tpLab(['connect', '--docker', '-n', ns, '--name', name, '--json']);
-  if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
+const lab = namespaceSession({
+  namespace: ns,
+  session: name,
+  manifest: () => manifest(samplesImage()),
+  rollouts: ['deploy/echo'],
 });
 
-test.after.always(async () => {
-  await tpLab(['quit', '--name', name]);
-  await engine.removeLabelled({ [LABEL_SESSION]: name });
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
-});
+test.before(() => lab.setUp());
+
+test.after.always(() => lab.tearDown());
 
 test.serial(
   'replace --docker-run -p HOST:CONTAINER: the host reaches the local container at the host port, until it exits and the helper goes',

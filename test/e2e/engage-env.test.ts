@@ -10,10 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { execFile, spawn } from 'node:child_process';
-import { LABEL_SESSION } from '../../src/lib/labels.js';
-import { engine } from '../helpers/docker.js';
-import { context, kubectl, kubectlOk } from '../helpers/kubectl.js';
+import { execFile } from 'node:child_process';
+import { namespaceSession, until } from '../helpers/engage.js';
+import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
 import { json, sessionName, tpLab } from '../helpers/session.js';
 
@@ -133,16 +132,6 @@ async function podEnv(): Promise<Record<string, string>> {
   return (JSON.parse(out) as { env: Record<string, string> }).env;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 /**
  * What the app's process has that the agent cannot know, so leaves out: HOSTNAME (the pod's
  * name; the local container has its own), and what the runtime gives the process from its
@@ -172,22 +161,17 @@ function readDockerEnvFile(text: string): Record<string, string> {
   return out;
 }
 
-test.before(async () => {
-  await kubectlOk(['create', 'namespace', ns]);
-  const apply = spawn('kubectl', ['--context', context, 'apply', '-f', '-'], {
-    stdio: ['pipe', 'ignore', 'inherit'],
-  });
-  apply.stdin.end(manifest(samplesImage()));
-  await new Promise((r) => apply.once('exit', r));
-  await kubectlOk(['-n', ns, 'rollout', 'status', 'deploy/volumes', '--timeout=120s'], 130_000);
-  const r = await tpLab(['connect', '--docker', '-n', ns, '--name', name, '--json']);
-  if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
+const lab = namespaceSession({
+  namespace: ns,
+  session: name,
+  manifest: () => manifest(samplesImage()),
+  rollouts: ['deploy/volumes'],
 });
 
+test.before(() => lab.setUp());
+
 test.after.always(async () => {
-  await tpLab(['quit', '--name', name]);
-  await engine.removeLabelled({ [LABEL_SESSION]: name });
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  await lab.tearDown();
   rmSync(dir, { recursive: true, force: true });
 });
 

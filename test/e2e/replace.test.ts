@@ -7,11 +7,11 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { ConnectResult } from '../../src/session/connect.js';
 import type { StatusReport } from '../../src/session/status.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
+import { namespaceSession, until } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
-import { context, kubectl, kubectlOk } from '../helpers/kubectl.js';
+import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
 import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
 
@@ -101,34 +101,18 @@ async function fromCluster(path = '/'): Promise<Record<string, unknown>> {
   return JSON.parse(out) as Record<string, unknown>;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const lab = namespaceSession({
+  namespace: ns,
+  session: name,
+  manifest: () => manifest(samplesImage()),
+  rollouts: ['deploy/echo'],
+});
 
 test.before(async () => {
-  await kubectlOk(['create', 'namespace', ns]);
-  const apply = spawn('kubectl', ['--context', context, 'apply', '-f', '-'], {
-    stdio: ['pipe', 'ignore', 'inherit'],
-  });
-  apply.stdin.end(manifest(samplesImage()));
-  await new Promise((r) => apply.once('exit', r));
-  await kubectlOk(['-n', ns, 'rollout', 'status', 'deploy/echo', '--timeout=120s'], 130_000);
-  const r = await tpLab(['connect', '--docker', '-n', ns, '--name', name, '--json']);
-  if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
-  daemon = json<ConnectResult>(r).container;
+  daemon = (await lab.setUp()).container;
 });
 
-test.after.always(async () => {
-  await tpLab(['quit', '--name', name]);
-  await engine.removeLabelled({ [LABEL_SESSION]: name });
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
-});
+test.after.always(() => lab.tearDown());
 
 test.serial(
   'replace --docker-run: the cluster reaches the local container; its exit restores the workload exactly and is tp’s exit code',

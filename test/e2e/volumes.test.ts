@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EngageResult } from '../../src/engage/engage.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
+import { namespaceSession } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
-import { context, kubectl, kubectlOk } from '../helpers/kubectl.js';
+import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
 import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
 
@@ -246,23 +247,16 @@ async function tpVolumes(): Promise<string[]> {
   return volumes.map((v) => v.name);
 }
 
-test.before(async () => {
-  await kubectlOk(['create', 'namespace', ns]);
-  const apply = spawn('kubectl', ['--context', context, 'apply', '-f', '-'], {
-    stdio: ['pipe', 'ignore', 'inherit'],
-  });
-  apply.stdin.end(manifest());
-  await new Promise((r) => apply.once('exit', r));
-  await kubectlOk(['-n', ns, 'rollout', 'status', 'deploy/volumes', '--timeout=120s'], 130_000);
-  const r = await tpLab(['connect', '--docker', '-n', ns, '--name', name, '--json']);
-  if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
+const lab = namespaceSession({
+  namespace: ns,
+  session: name,
+  manifest: () => manifest(),
+  rollouts: ['deploy/volumes'],
 });
 
-test.after.always(async () => {
-  await tpLab(['quit', '--name', name]);
-  await engine.removeLabelled({ [LABEL_SESSION]: name });
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
-});
+test.before(() => lab.setUp());
+
+test.after.always(() => lab.tearDown());
 
 test.serial(
   'ingest --docker-run: every mount, the token included, is at its path with the pod’s contents, read-only; leaving removes the copies',

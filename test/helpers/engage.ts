@@ -1,0 +1,66 @@
+/**
+ * What every engagement e2e file needs: a namespace of its own with its own workloads (the
+ * other files use samples/* at the same time), a session connected to it, and everything gone
+ * afterwards; and polling until the cluster shows what a test waits for.
+ */
+import { spawn } from 'node:child_process';
+import type { ConnectResult } from '../../src/session/connect.js';
+import { LABEL_SESSION } from '../../src/lib/labels.js';
+import { engine } from './docker.js';
+import { context, kubectl, kubectlOk } from './kubectl.js';
+import { json, tpLab } from './session.js';
+
+export interface NamespaceSession {
+  /** Creates the namespace, applies the manifest, waits for `rollouts`, connects the session. */
+  setUp(): Promise<ConnectResult>;
+  /** Ends the session (restoring what it engaged), removes its Docker objects and the namespace. */
+  tearDown(): Promise<void>;
+}
+
+export function namespaceSession(opts: {
+  namespace: string;
+  session: string;
+  /** The namespace's objects, as JSON or YAML kubectl applies. */
+  manifest: () => string;
+  /** `kind/name` of each workload to wait for, e.g. `deploy/echo`. */
+  rollouts: string[];
+}): NamespaceSession {
+  const { namespace, session } = opts;
+  return {
+    async setUp() {
+      await kubectlOk(['create', 'namespace', namespace]);
+      const apply = spawn('kubectl', ['--context', context, 'apply', '-f', '-'], {
+        stdio: ['pipe', 'ignore', 'inherit'],
+      });
+      apply.stdin.end(opts.manifest());
+      const code = await new Promise((r) => apply.once('exit', r));
+      if (code !== 0) throw new Error(`kubectl apply exited with ${String(code)}`);
+      for (const w of opts.rollouts) {
+        await kubectlOk(['-n', namespace, 'rollout', 'status', w, '--timeout=120s'], 130_000);
+      }
+      const r = await tpLab(['connect', '--docker', '-n', namespace, '--name', session, '--json']);
+      if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
+      return json<ConnectResult>(r);
+    },
+    async tearDown() {
+      await tpLab(['quit', '--name', session]);
+      await engine.removeLabelled({ [LABEL_SESSION]: session });
+      await kubectl(['delete', 'namespace', namespace, '--wait=false']);
+    },
+  };
+}
+
+/** Polls `fn` until it returns something, or fails after `ms`. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  ms = 90_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
