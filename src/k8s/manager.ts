@@ -145,21 +145,7 @@ export class ManagerClient {
           },
         }),
     );
-    const body = managerDeployment(spec);
-    const existing = await this.readDeployment(namespace);
-    if (existing === undefined) {
-      onStep(`creating ${namespace}/${MANAGER_NAME}`);
-      await this.call(() => this.apps.createNamespacedDeployment({ namespace, body }));
-    } else if (existing.spec?.template.spec?.containers[0]?.image !== spec.image) {
-      onStep(`updating ${namespace}/${MANAGER_NAME} to ${spec.image}`);
-      body.metadata = {
-        ...tpMeta(MANAGER_NAME, namespace, spec.version),
-        resourceVersion: existing.metadata?.resourceVersion ?? '',
-      };
-      await this.call(() =>
-        this.apps.replaceNamespacedDeployment({ name: MANAGER_NAME, namespace, body }),
-      );
-    }
+    await this.writeDeployment(spec, onStep);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const pod = await this.readyPod(namespace, spec.image);
@@ -181,6 +167,36 @@ export class ManagerClient {
       }
       onStep(`waiting for ${namespace}/${MANAGER_NAME} to be ready`);
       await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /**
+   * Creates the Deployment, or points it at `spec.image`. Another tp connecting at the same
+   * moment may write it between our read and our write (a 409): read again, and stop when it
+   * already runs this image, as it then does what we were about to do.
+   */
+  private async writeDeployment(spec: ManagerSpec, onStep: (msg: string) => void): Promise<void> {
+    const { namespace } = spec;
+    for (let attempt = 1; ; attempt++) {
+      const body = managerDeployment(spec);
+      const existing = await this.readDeployment(namespace);
+      if (existing?.spec?.template.spec?.containers[0]?.image === spec.image) return;
+      try {
+        if (existing === undefined) {
+          onStep(`creating ${namespace}/${MANAGER_NAME}`);
+          await this.apps.createNamespacedDeployment({ namespace, body });
+        } else {
+          onStep(`updating ${namespace}/${MANAGER_NAME} to ${spec.image}`);
+          body.metadata = {
+            ...tpMeta(MANAGER_NAME, namespace, spec.version),
+            resourceVersion: existing.metadata?.resourceVersion ?? '',
+          };
+          await this.apps.replaceNamespacedDeployment({ name: MANAGER_NAME, namespace, body });
+        }
+        return;
+      } catch (err) {
+        if (httpStatus(err) !== 409 || attempt >= 3) throw clusterError(err, this.target);
+      }
     }
   }
 

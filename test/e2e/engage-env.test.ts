@@ -248,7 +248,8 @@ test.serial(
     const script = [
       'cat /proc/1/environ',
       'printf "\\0--\\0"',
-      `exec 3<>/dev/tcp/volumes.${ns}/80`,
+      // The Service may lag the rollout the ingest caused by a moment (endpoints, kube-proxy).
+      `for i in $(seq 20); do exec 3<>/dev/tcp/volumes.${ns}/80 2>/dev/null && break; sleep 0.5; done`,
       `printf "GET / HTTP/1.0\\r\\nHost: volumes.${ns}\\r\\n\\r\\n" >&3`,
       'cat <&3',
     ].join('; ');
