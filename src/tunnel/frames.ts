@@ -154,6 +154,11 @@ export function spliceStream(
         finish('tunnel-lost');
       }
     });
+    // A tunnel stream that ends before its FIN frame was lost (a port-forward torn down). On a
+    // half-open socket (tp-manager's) no 'close' would follow, and the flow would stay open.
+    tunnel.once('end', () => {
+      if (!gotFin) finish('tunnel-lost');
+    });
     tunnel.once('close', () => {
       finish(sentFin && gotFin ? 'closed' : 'tunnel-lost');
     });

@@ -225,3 +225,28 @@ test('a framed stream ends on the peer’s FIN and fails on its RST', async (t) 
   rst.write(encodeFrame(FrameType.rst));
   t.regex((await failed).message, /reset/);
 });
+
+test('a half-open tunnel socket that ends without a FIN frame resets the relayed connection', async (t) => {
+  // tp-manager's side: the tunnel is a half-open TCP socket, so its end brings no 'close'.
+  const tunnelServer = createServer({ allowHalfOpen: true });
+  const plainServer = createServer();
+  const tunnelPort = await listen(tunnelServer);
+  const plainPort = await listen(plainServer);
+  t.teardown(() => {
+    tunnelServer.close();
+    plainServer.close();
+  });
+  const tunnelSide = new Promise<Socket>((resolve) => tunnelServer.once('connection', resolve));
+  const plainSide = new Promise<Socket>((resolve) => plainServer.once('connection', resolve));
+  const peer = connect({ port: tunnelPort, host: '127.0.0.1' });
+  const client = connect({ port: plainPort, host: '127.0.0.1' });
+  const clientClosed = new Promise<boolean>((resolve) => {
+    client.on('error', () => undefined);
+    client.once('close', resolve);
+  });
+  const spliced = spliceStream(await plainSide, await tunnelSide);
+  // The port-forward goes away: the stream ends, with no FIN or RST frame before it.
+  peer.end();
+  t.is(await spliced, 'tunnel-lost');
+  t.true(await clientClosed, 'the client sees an error, not a clean end');
+});
