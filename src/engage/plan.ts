@@ -4,30 +4,21 @@
  * the agent takes and where they go locally. No I/O here: src/k8s/engage.ts applies the
  * result, src/engage/ orchestrates.
  */
-import {
-  AGENT_COMMAND,
-  AGENT_HEALTH_PORT,
-  type AgentConfig,
-  type AgentPort,
-  type EngageMode,
-} from '../contract/agent.js';
+import type { EngageMode } from '../contract/agent.js';
 import { TpError } from '../lib/errors.js';
 import { ANNOTATION_ENGAGEMENTS, ANNOTATION_ORIGINAL } from '../lib/k8s-keys.js';
+import {
+  SIDECAR,
+  apiDataVolumes,
+  inPlaceAgent,
+  originalFields,
+  sidecarAgent,
+} from './agent-container.js';
 import { parsePortFlag, planPorts, type PlannedPort } from './ports.js';
-import type { Container, Handler, Probe, WorkloadObject } from './workload.js';
+import type { Container, WorkloadObject } from './workload.js';
 
 export type { PlannedPort };
-
-/** The sidecar's name when the agent runs beside the target container. */
-export const SIDECAR = 'tp-agent';
-/**
- * Variables the agent's process gets from its own image rather than from the pod: what the
- * image sets, and HOME, which the runtime derives from the image's user (the local container
- * has its own). PATH is dropped separately.
- */
-const AGENT_IMAGE_ENV = ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV', 'HOME'];
-/** The node image's unprivileged user: the sidecar meets the `restricted` Pod Security Standard. */
-const SIDECAR_UID = 1000;
+export { SIDECAR };
 
 export interface EngagementRecord {
   mode: EngageMode;
@@ -66,9 +57,6 @@ export interface WorkloadApply {
   metadata: { name: string; namespace: string; annotations?: Record<string, string> };
   spec?: { template: { spec: { containers: Record<string, unknown>[] } } };
 }
-
-const probeFields = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const;
-const handlerKeys = ['exec', 'httpGet', 'tcpSocket', 'grpc', 'sleep'] as const;
 
 export function planEngagement(workload: WorkloadObject, req: EngageRequest): Plan {
   checkWorkload(workload, req.mode);
@@ -285,147 +273,4 @@ function desiredApply(
 
 function podSpec(containers: Record<string, unknown>[]): NonNullable<WorkloadApply['spec']> {
   return { template: { spec: { containers } } };
-}
-
-/** Volume sources the kubelet mounts read-only whatever the mount says: the API's data. */
-const API_DATA_SOURCES = ['configMap', 'secret', 'downwardAPI', 'projected'];
-
-/** The names of the pod's volumes that are read-only in every container. */
-export function apiDataVolumes(workload: WorkloadObject): Set<string> {
-  const volumes = workload.spec.template.spec.volumes ?? [];
-  return new Set(
-    volumes.filter((v) => API_DATA_SOURCES.some((s) => v[s] !== undefined)).map((v) => v.name),
-  );
-}
-
-function agentConfig(
-  c: Container,
-  ports: readonly PlannedPort[],
-  readOnly: boolean,
-  readOnlyVolumes: ReadonlySet<string> = new Set(),
-): AgentConfig {
-  const setByPod = new Set((c.env ?? []).map((e) => e.name));
-  return {
-    container: c.name,
-    ports: ports.map(({ port, protocol, name }): AgentPort => ({
-      port,
-      protocol,
-      ...(name === undefined ? {} : { name }),
-    })),
-    mounts: (c.volumeMounts ?? []).map((m) => ({
-      path: m.mountPath,
-      readOnly: readOnly || m.readOnly === true || readOnlyVolumes.has(m.name),
-    })),
-    ownEnv: AGENT_IMAGE_ENV.filter((n) => !setByPod.has(n)),
-  };
-}
-
-/**
- * The values of the fields an in-place agent changes, as the container has them: what a
- * restore applies again. Probes and lifecycle hooks keep only their handler: tp changes
- * nothing else in them.
- */
-export function originalFields(c: Container): Container {
-  const out: Container = { name: c.name };
-  if (c.image !== undefined) out.image = c.image;
-  if (c.command !== undefined) out.command = c.command;
-  if (c.args !== undefined) out.args = c.args;
-  for (const f of probeFields) {
-    const p = c[f];
-    if (p !== undefined) out[f] = handlerOf(p);
-  }
-  const hooks = c.lifecycle;
-  if (hooks?.postStart !== undefined || hooks?.preStop !== undefined) {
-    out.lifecycle = {};
-    if (hooks.postStart !== undefined) out.lifecycle.postStart = handlerOf(hooks.postStart);
-    if (hooks.preStop !== undefined) out.lifecycle.preStop = handlerOf(hooks.preStop);
-  }
-  return out;
-}
-
-function handlerOf(p: Probe): Handler {
-  const out: Handler = {};
-  for (const k of handlerKeys) if (p[k] !== undefined) Object.assign(out, { [k]: p[k] });
-  return out;
-}
-
-/**
- * The target container turned into the agent: its image and command, and each probe or hook
- * pointed at the agent, so the pod stays Ready without the app. Everything else (ports, env,
- * mounts, resources, securityContext) stays the user's: the agent sees what the app saw.
- */
-function inPlaceAgent(
-  c: Container,
-  ports: readonly PlannedPort[],
-  image: string,
-  readOnlyVolumes: ReadonlySet<string>,
-): Record<string, unknown> {
-  const agent: Record<string, unknown> = {
-    name: c.name,
-    image,
-    command: AGENT_COMMAND,
-    args: ['agent', JSON.stringify(agentConfig(c, ports, false, readOnlyVolumes))],
-  };
-  for (const f of probeFields) {
-    const p = c[f];
-    if (p !== undefined) agent[f] = redirect(p, `${c.name}'s ${f}`);
-  }
-  const hooks = c.lifecycle;
-  if (hooks?.postStart !== undefined || hooks?.preStop !== undefined) {
-    const lifecycle: Record<string, Handler> = {};
-    if (hooks.postStart !== undefined)
-      lifecycle.postStart = redirect(hooks.postStart, `${c.name}'s postStart hook`);
-    if (hooks.preStop !== undefined)
-      lifecycle.preStop = redirect(hooks.preStop, `${c.name}'s preStop hook`);
-    agent.lifecycle = lifecycle;
-  }
-  return agent;
-}
-
-/** The same kind of handler, aimed at the agent. */
-function redirect(p: Probe, what: string): Handler {
-  if (p.httpGet !== undefined)
-    return { httpGet: { path: '/healthz', port: AGENT_HEALTH_PORT, scheme: 'HTTP' } };
-  if (p.tcpSocket !== undefined) return { tcpSocket: { port: AGENT_HEALTH_PORT } };
-  if (p.exec !== undefined) return { exec: { command: [...AGENT_COMMAND, 'probe'] } };
-  if (p.sleep !== undefined) return { sleep: p.sleep };
-  throw new TpError('state', `${what} is a gRPC check, which the agent cannot answer.`, {
-    code: 'PROBE_UNSUPPORTED',
-    fix: 'Engage another container, or change the check to HTTP, TCP or exec.',
-  });
-}
-
-/**
- * A sidecar that sees the target container's env and mounts (read-only) and answers for it,
- * meeting the `restricted` Pod Security Standard. A resourceFieldRef names its container, so
- * that it keeps reading the target's limits rather than the sidecar's.
- */
-function sidecarAgent(c: Container, image: string): Record<string, unknown> {
-  const env = (c.env ?? []).map((e) => {
-    const ref = e.valueFrom?.resourceFieldRef;
-    return ref === undefined || ref.containerName !== undefined
-      ? e
-      : {
-          ...e,
-          valueFrom: { ...e.valueFrom, resourceFieldRef: { ...ref, containerName: c.name } },
-        };
-  });
-  return {
-    name: SIDECAR,
-    image,
-    command: AGENT_COMMAND,
-    args: ['agent', JSON.stringify(agentConfig(c, [], true))],
-    ...(c.env === undefined ? {} : { env }),
-    ...(c.envFrom === undefined ? {} : { envFrom: c.envFrom }),
-    ...(c.volumeMounts === undefined
-      ? {}
-      : { volumeMounts: c.volumeMounts.map((m) => ({ ...m, readOnly: true })) }),
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      runAsNonRoot: true,
-      runAsUser: SIDECAR_UID,
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
-  };
 }
