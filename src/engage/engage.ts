@@ -26,6 +26,7 @@ import { LABEL_CONTEXT, LABEL_NAMESPACE } from '../session/naming.js';
 import { USE_OR_ENV, requireRunningSession } from '../session/status.js';
 import { checkWritable, dockerEnvFile, jsonEnvFile, writePrivate } from './env.js';
 import { planEngagement, planLeave, SIDECAR } from './plan.js';
+import { checkLocalPorts } from './ports.js';
 import {
   copyMounts,
   removeMountCopies,
@@ -130,6 +131,11 @@ export async function engage(
     by: userInfo().username,
     now: new Date().toISOString(),
   });
+  const engaged = (await ctx.control.call('GET /v1/status', undefined)).engagements;
+  checkLocalPorts(
+    plan.ports,
+    engaged.filter((e) => e.workload !== id(found)),
+  );
   await agent.publish();
 
   const step = progress.step(`Engaging ${id(found)} (${opts.mode})`);

@@ -121,3 +121,29 @@ export function planPorts(c: Container, flags: readonly PortFlag[]): PlannedPort
   }
   return ports;
 }
+
+/**
+ * Refuses ports whose local end another engagement of the session already uses: both would
+ * be dialled at the same port in the daemon's namespace, and one would get the other's traffic.
+ */
+export function checkLocalPorts(
+  ports: readonly PlannedPort[],
+  others: readonly { workload: string; ports: readonly { local: number; protocol: string }[] }[],
+): void {
+  for (const p of ports) {
+    const holder = others.find((o) =>
+      o.ports.some((q) => q.local === p.local && q.protocol === p.protocol),
+    );
+    if (holder !== undefined) {
+      const remote = p.name ?? String(p.port);
+      throw new TpError(
+        'usage',
+        `Local port ${p.local}/${p.protocol.toLowerCase()} already takes ${holder.workload}'s traffic in this session.`,
+        {
+          code: 'LOCAL_PORT_TAKEN',
+          fix: `Send this one elsewhere with --port <free port>:${remote}.`,
+        },
+      );
+    }
+  }
+}

@@ -8,7 +8,7 @@ import {
   SIDECAR,
   type EngageRequest,
 } from '../../src/engage/plan.js';
-import { parsePortFlag, planPorts } from '../../src/engage/ports.js';
+import { checkLocalPorts, parsePortFlag, planPorts } from '../../src/engage/ports.js';
 import type { Container, WorkloadObject } from '../../src/engage/workload.js';
 import { TpError } from '../../src/lib/errors.js';
 import { ANNOTATION_ENGAGEMENTS, ANNOTATION_ORIGINAL } from '../../src/lib/k8s-keys.js';
@@ -352,4 +352,23 @@ test('a full restore is applied again by a second manager, so that a later apply
   // An ingest changed no field of the container: nothing to hand over.
   const ingested = afterApply(w, planEngagement(w, request({ mode: 'ingest' })).apply);
   t.is(planLeave(ingested, 's1')?.handover, undefined);
+});
+
+test('a local port another engagement of the session uses is refused, suggesting --port', (t) => {
+  const ports = planPorts({ name: 'web', ports: [{ name: 'http', containerPort: 8080 }] }, []);
+  const err = t.throws(
+    () => {
+      checkLocalPorts(ports, [
+        { workload: 'deployment/other', ports: [{ local: 8080, protocol: 'TCP' }] },
+      ]);
+    },
+    { instanceOf: TpError },
+  );
+  t.like(err, { code: 'LOCAL_PORT_TAKEN', category: 'usage' });
+  t.regex(err.fix, /--port <free port>:http/);
+  t.notThrows(() => {
+    checkLocalPorts(ports, [
+      { workload: 'deployment/dns', ports: [{ local: 8080, protocol: 'UDP' }] },
+    ]);
+  });
 });
