@@ -80,7 +80,9 @@ async function deployments(): Promise<string> {
 const refused = test.macro(
   async (t, args: string[], expected: Partial<TpErrorJson>, env: NodeJS.ProcessEnv = {}) => {
     const before = await deployments();
-    const r = await tpLab([...args, '--json'], { TP_SESSION: name, ...env });
+    // --json right after the command: anything after a `--` would be docker run's.
+    const [command = '', ...rest] = args;
+    const r = await tpLab([command, '--json', ...rest], { TP_SESSION: name, ...env });
     const err = json<{ error: TpErrorJson }>(r).error;
     t.like(err, expected);
     t.is(r.exitCode, err.exitCode);
