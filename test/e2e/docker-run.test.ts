@@ -11,7 +11,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { StatusReport } from '../../src/session/status.js';
 import { LABEL_COMPONENT, LABEL_SESSION } from '../../src/lib/labels.js';
-import { namespaceSession, until } from '../helpers/engage.js';
+import { echoWorkload, namespaceSession, until } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
 import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
@@ -21,49 +21,18 @@ const name = sessionName('dockerrun');
 const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 
 const manifest = (image: string): string =>
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: 'echo', namespace: ns, labels: { app: 'echo' } },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'echo' } },
-          template: {
-            metadata: { labels: { app: 'echo' } },
-            spec: {
-              terminationGracePeriodSeconds: 1,
-              containers: [
-                {
-                  name: 'echo',
-                  image,
-                  args: ['echo', '-listen', ':8080'],
-                  ports: [{ name: 'http', containerPort: 8080 }],
-                  env: [
-                    { name: 'ECHO_ENV', value: 'GREETING,LOCAL' },
-                    { name: 'GREETING', value: 'hello from the cluster' },
-                    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-                  ],
-                  readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 1 },
-                },
-              ],
-            },
-          },
-        },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 'echo', namespace: ns },
-        spec: {
-          selector: { app: 'echo' },
-          ports: [{ name: 'http', port: 80, targetPort: 'http' }],
-        },
-      },
-    ],
+  echoWorkload({
+    namespace: ns,
+    container: {
+      image,
+      args: ['echo', '-listen', ':8080'],
+      env: [
+        { name: 'ECHO_ENV', value: 'GREETING,LOCAL' },
+        { name: 'GREETING', value: 'hello from the cluster' },
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ],
+      readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 1 },
+    },
   });
 
 async function freeHostPort(): Promise<number> {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { StatusReport } from '../../src/session/status.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
-import { namespaceSession, until } from '../helpers/engage.js';
+import { echoWorkload, namespaceSession, until } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
 import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
@@ -21,54 +21,19 @@ const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 let daemon = '';
 
 const manifest = (image: string): string =>
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: {
-          name: 'echo',
-          namespace: ns,
-          labels: { app: 'echo' },
-          annotations: { team: 'e2e' },
-        },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'echo' } },
-          template: {
-            metadata: { labels: { app: 'echo' } },
-            spec: {
-              terminationGracePeriodSeconds: 1,
-              containers: [
-                {
-                  name: 'echo',
-                  image,
-                  args: ['echo', '-listen', ':8080'],
-                  ports: [{ name: 'http', containerPort: 8080 }],
-                  env: [
-                    { name: 'ECHO_ENV', value: 'GREETING,LOCAL' },
-                    { name: 'GREETING', value: 'hello from the cluster' },
-                  ],
-                  readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 1 },
-                  livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
-                },
-              ],
-            },
-          },
-        },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 'echo', namespace: ns },
-        spec: {
-          selector: { app: 'echo' },
-          ports: [{ name: 'http', port: 80, targetPort: 'http' }],
-        },
-      },
-    ],
+  echoWorkload({
+    namespace: ns,
+    container: {
+      image,
+      args: ['echo', '-listen', ':8080'],
+      env: [
+        { name: 'ECHO_ENV', value: 'GREETING,LOCAL' },
+        { name: 'GREETING', value: 'hello from the cluster' },
+      ],
+      readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 1 },
+      livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10 },
+    },
+    annotations: { team: 'e2e' },
   });
 
 /** The workload as a user sees it, less what the API server maintains. */

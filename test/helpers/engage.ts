@@ -64,3 +64,53 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+/**
+ * An `echo` Deployment of one pod running `container` on port 8080 (`http`), with a Service on
+ * port 80, as JSON for kubectl apply: the workload most engagement tests engage.
+ */
+export function echoWorkload(opts: {
+  namespace: string;
+  container: Record<string, unknown>;
+  annotations?: Record<string, string>;
+}): string {
+  const { namespace } = opts;
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: {
+          name: 'echo',
+          namespace,
+          labels: { app: 'echo' },
+          ...(opts.annotations === undefined ? {} : { annotations: opts.annotations }),
+        },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'echo' } },
+          template: {
+            metadata: { labels: { app: 'echo' } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [
+                { name: 'echo', ports: [{ name: 'http', containerPort: 8080 }], ...opts.container },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'echo', namespace },
+        spec: {
+          selector: { app: 'echo' },
+          ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+        },
+      },
+    ],
+  });
+}

@@ -20,15 +20,15 @@ function readAll(s: Socket): Promise<string> {
 }
 
 test('the forward role reads TARGET PORT/PROTO...', (t) => {
-  t.deepEqual(parseForwardArgs(['172.20.0.2', '8080/tcp', '53/udp']), {
-    target: '172.20.0.2',
+  t.deepEqual(parseForwardArgs(['198.19.128.2', '8080/tcp', '53/udp']), {
+    target: '198.19.128.2',
     ports: [
       { listen: 8080, port: 8080, protocol: 'tcp' },
       { listen: 53, port: 53, protocol: 'udp' },
     ],
   });
-  t.throws(() => parseForwardArgs(['172.20.0.2']));
-  t.throws(() => parseForwardArgs(['172.20.0.2', '8080/sctp']));
+  t.throws(() => parseForwardArgs(['198.19.128.2']));
+  t.throws(() => parseForwardArgs(['198.19.128.2', '8080/sctp']));
 });
 
 test('a TCP connection is relayed both ways, and a half-closed request still gets its answer', async (t) => {
