@@ -1,6 +1,11 @@
 import { Args, Flags } from '@oclif/core';
 import { parseMountFlag, type MountOption } from '../engage/volumes.js';
+import { DockerEngine } from '../docker/engine.js';
+import { engage, type EngageOptions, type EngageResult } from '../engage/engage.js';
 import { TpError } from '../lib/errors.js';
+import { renderEngagement } from '../render/engage.js';
+import { settingsFromEnv } from '../session/config.js';
+import type { Progress } from './progress.js';
 
 /** The workload argument of every engagement command. */
 export const workloadArg = {
@@ -86,4 +91,30 @@ function dockerRunArgs(raw: readonly string[]): string[] {
     });
   }
   return raw.slice(at + 1);
+}
+
+/**
+ * What replace and ingest do once their flags are parsed: engage, show the engagement (on
+ * stderr with --docker-run, whose container owns stdout), and take the container's exit code.
+ */
+export async function runEngagement(
+  out: { log: (text: string) => void; logToStderr: (text: string) => void; progress: Progress },
+  mode: EngageOptions['mode'],
+  workload: string,
+  ports: string[],
+  flags: ParsedEngage,
+  raw: readonly string[],
+): Promise<EngageResult> {
+  const opts = engageOptionals(flags, raw);
+  const result = await engage(
+    DockerEngine.connect(),
+    { mode, workload, ports, settings: settingsFromEnv(), ...opts },
+    out.progress,
+    (active) => {
+      if (opts.dockerRun !== undefined) out.logToStderr(renderEngagement(active));
+    },
+  );
+  if (opts.dockerRun === undefined) out.log(renderEngagement(result));
+  if (result.exitCode !== undefined) process.exitCode = result.exitCode;
+  return result;
 }

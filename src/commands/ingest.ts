@@ -1,9 +1,6 @@
 import { TpCommand } from '../cli/base-command.js';
-import { engageFlags, engageOptionals, workloadArg } from '../cli/engage-flags.js';
-import { DockerEngine } from '../docker/engine.js';
-import { engage, type EngageResult } from '../engage/engage.js';
-import { renderEngagement } from '../render/engage.js';
-import { settingsFromEnv } from '../session/config.js';
+import { engageFlags, runEngagement, workloadArg } from '../cli/engage-flags.js';
+import type { EngageResult } from '../engage/engage.js';
 
 export default class Ingest extends TpCommand {
   static override summary =
@@ -19,17 +16,21 @@ export default class Ingest extends TpCommand {
 
   async run(): Promise<EngageResult> {
     const { args, flags } = await this.parse(Ingest);
-    const opts = engageOptionals(flags, this.argv);
-    const result = await engage(
-      DockerEngine.connect(),
-      { mode: 'ingest', workload: args.workload, ports: [], settings: settingsFromEnv(), ...opts },
-      this.progress(),
-      (active) => {
-        if (opts.dockerRun !== undefined) this.logToStderr(renderEngagement(active));
+    return runEngagement(
+      {
+        log: (text) => {
+          this.log(text);
+        },
+        logToStderr: (text) => {
+          this.logToStderr(text);
+        },
+        progress: this.progress(),
       },
+      'ingest',
+      args.workload,
+      [],
+      flags,
+      this.argv,
     );
-    if (opts.dockerRun === undefined) this.log(renderEngagement(result));
-    if (result.exitCode !== undefined) process.exitCode = result.exitCode;
-    return result;
   }
 }

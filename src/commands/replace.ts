@@ -1,10 +1,7 @@
 import { Flags } from '@oclif/core';
 import { TpCommand } from '../cli/base-command.js';
-import { engageFlags, engageOptionals, workloadArg } from '../cli/engage-flags.js';
-import { DockerEngine } from '../docker/engine.js';
-import { engage, type EngageResult } from '../engage/engage.js';
-import { renderEngagement } from '../render/engage.js';
-import { settingsFromEnv } from '../session/config.js';
+import { engageFlags, runEngagement, workloadArg } from '../cli/engage-flags.js';
+import type { EngageResult } from '../engage/engage.js';
 
 export default class Replace extends TpCommand {
   static override summary =
@@ -27,23 +24,21 @@ export default class Replace extends TpCommand {
 
   async run(): Promise<EngageResult> {
     const { args, flags } = await this.parse(Replace);
-    const opts = engageOptionals(flags, this.argv);
-    const result = await engage(
-      DockerEngine.connect(),
+    return runEngagement(
       {
-        mode: 'replace',
-        workload: args.workload,
-        ports: flags.port ?? [],
-        settings: settingsFromEnv(),
-        ...opts,
+        log: (text) => {
+          this.log(text);
+        },
+        logToStderr: (text) => {
+          this.logToStderr(text);
+        },
+        progress: this.progress(),
       },
-      this.progress(),
-      (active) => {
-        if (opts.dockerRun !== undefined) this.logToStderr(renderEngagement(active));
-      },
+      'replace',
+      args.workload,
+      flags.port ?? [],
+      flags,
+      this.argv,
     );
-    if (opts.dockerRun === undefined) this.log(renderEngagement(result));
-    if (result.exitCode !== undefined) process.exitCode = result.exitCode;
-    return result;
   }
 }

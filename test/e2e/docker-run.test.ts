@@ -14,7 +14,7 @@ import { LABEL_COMPONENT, LABEL_SESSION } from '../../src/lib/labels.js';
 import { echoWorkload, namespaceSession, until } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
-import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
+import { json, labEnv, sessionName, tpLab, tpLabBackground } from '../helpers/session.js';
 
 const ns = `tp-e2e-dockerrun-${randomBytes(3).toString('hex')}`;
 const name = sessionName('dockerrun');
@@ -100,41 +100,24 @@ test.serial(
   async (t) => {
     const port = await freeHostPort();
     const local = `tp-e2e-published-${randomBytes(3).toString('hex')}`;
-    const child = spawn(
-      process.execPath,
-      [
-        '--',
-        bin,
-        'replace',
-        'echo',
-        '--use',
-        name,
-        '--docker-run',
-        '--',
-        '--name',
-        local,
-        '-p',
-        `${String(port)}:8080`,
-        '-e',
-        'LOCAL=published',
-        samplesImage(),
-        'echo',
-        '-listen',
-        ':8080',
-      ],
-      { env: { ...process.env, ...labEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number>((resolve) => {
-      child.once('exit', (code) => {
-        resolve(code ?? -1);
-      });
-    });
-    t.teardown(() => {
-      child.kill('SIGKILL');
-    });
-
+    const { output, exited } = tpLabBackground(t, [
+      'replace',
+      'echo',
+      '--use',
+      name,
+      '--docker-run',
+      '--',
+      '--name',
+      local,
+      '-p',
+      `${String(port)}:8080`,
+      '-e',
+      'LOCAL=published',
+      samplesImage(),
+      'echo',
+      '-listen',
+      ':8080',
+    ]);
     const answer = await until(
       'the local container’s answer at the host port',
       async () => {
@@ -147,10 +130,10 @@ test.serial(
       path: '/from-the-host',
       env: { GREETING: 'hello from the cluster', LOCAL: 'published' },
     });
-    t.is((await publishers()).length, 1, stderr);
+    t.is((await publishers()).length, 1, output().stderr);
 
     await engine.signal(local, 'SIGTERM');
-    t.not(await exited, 0, stderr);
+    t.not(await exited, 0, output().stderr);
     t.deepEqual(await publishers(), []);
     t.true(await refused(port));
   },

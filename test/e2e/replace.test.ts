@@ -4,20 +4,17 @@
  * restores the workload exactly.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type { StatusReport } from '../../src/session/status.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
 import { echoWorkload, namespaceSession, until } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
 import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
-import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
+import { json, sessionName, tpLab, tpLabBackground } from '../helpers/session.js';
 
 const ns = `tp-e2e-replace-${randomBytes(3).toString('hex')}`;
 const name = sessionName('replace');
-const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 let daemon = '';
 
 const manifest = (image: string): string =>
@@ -85,39 +82,22 @@ test.serial(
     const before = await workloadSpec();
     t.is((await fromCluster()).pod !== undefined, true);
     const local = `tp-e2e-local-${randomBytes(3).toString('hex')}`;
-    const child = spawn(
-      process.execPath,
-      [
-        '--',
-        bin,
-        'replace',
-        'echo',
-        '--use',
-        name,
-        '--docker-run',
-        '--',
-        '--name',
-        local,
-        '-e',
-        'LOCAL=yes',
-        samplesImage(),
-        'echo',
-        '-listen',
-        ':8080',
-      ],
-      { env: { ...process.env, ...labEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number>((resolve) => {
-      child.once('exit', (code) => {
-        resolve(code ?? -1);
-      });
-    });
-    t.teardown(() => {
-      child.kill('SIGKILL');
-    });
-
+    const { output, exited } = tpLabBackground(t, [
+      'replace',
+      'echo',
+      '--use',
+      name,
+      '--docker-run',
+      '--',
+      '--name',
+      local,
+      '-e',
+      'LOCAL=yes',
+      samplesImage(),
+      'echo',
+      '-listen',
+      ':8080',
+    ]);
     const answer = await until('the local answer', async () => {
       const a = await fromCluster('/from-the-cluster');
       return (a.env as Record<string, string> | undefined)?.LOCAL === 'yes' ? a : undefined;
@@ -136,8 +116,8 @@ test.serial(
 
     await engine.signal(local, 'SIGTERM');
     const code = await exited;
-    t.not(code, 0, stderr);
-    t.regex(stderr, /Restoring deployment\/echo/);
+    t.not(code, 0, output().stderr);
+    t.regex(output().stderr, /Restoring deployment\/echo/);
     t.deepEqual(await workloadSpec(), before);
     const after = await until('the pod’s answer', async () => {
       const a = await fromCluster();
@@ -206,24 +186,18 @@ test.serial(
   'a CLI killed during --docker-run leaves the engagement, and tp leave restores exactly',
   async (t) => {
     const before = await workloadSpec();
-    const child = spawn(
-      process.execPath,
-      [
-        '--',
-        bin,
-        'replace',
-        'echo',
-        '--use',
-        name,
-        '--docker-run',
-        '--',
-        samplesImage(),
-        'echo',
-        '-listen',
-        ':8080',
-      ],
-      { env: { ...process.env, ...labEnv }, stdio: 'ignore' },
-    );
+    const { child } = tpLabBackground(t, [
+      'replace',
+      'echo',
+      '--use',
+      name,
+      '--docker-run',
+      '--',
+      samplesImage(),
+      'echo',
+      '-listen',
+      ':8080',
+    ]);
     await until('the engagement', async () => {
       const s = json<StatusReport>(await tpLab(['status', '--name', name, '--json']));
       return s.status?.engagements.length === 1 ? true : undefined;

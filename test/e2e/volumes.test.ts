@@ -6,23 +6,20 @@
  * created is left once the engagement ends.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { EngageResult } from '../../src/engage/engage.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
 import { namespaceSession } from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
 import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
-import { json, labEnv, sessionName, tpLab } from '../helpers/session.js';
+import { json, sessionName, tpLab, tpLabBackground } from '../helpers/session.js';
 
 const ns = `tp-e2e-volumes-${randomBytes(3).toString('hex')}`;
 const name = sessionName('volumes');
-const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 const TOKEN_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** The emptyDir's large file: the same bytes in every pod, so any pod can be compared. */
 const BIG_MIB = 8;
@@ -193,51 +190,34 @@ async function runLocally(
   dockerArgs: string[] = [],
 ): Promise<{ seen: Seen; stop: () => Promise<{ code: number; stderr: string }> }> {
   const local = `tp-e2e-volumes-${randomBytes(3).toString('hex')}`;
-  const child = spawn(
-    process.execPath,
-    [
-      '--',
-      bin,
-      mode,
-      'volumes',
-      '--use',
-      name,
-      '--docker-run',
-      '--',
-      '--name',
-      local,
-      ...dockerArgs,
-      dnsutilsImage(),
-      'sh',
-      '-c',
-      script,
-    ],
-    { env: { ...process.env, ...labEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number>((resolve) => {
-    child.once('exit', (code) => {
-      resolve(code ?? -1);
-    });
-  });
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
+  const { child, output, exited } = tpLabBackground(t, [
+    mode,
+    'volumes',
+    '--use',
+    name,
+    '--docker-run',
+    '--',
+    '--name',
+    local,
+    ...dockerArgs,
+    dnsutilsImage(),
+    'sh',
+    '-c',
+    script,
+  ]);
   const deadline = Date.now() + 180_000;
-  while (!stdout.includes('DONE\n')) {
+  while (!output().stdout.includes('DONE\n')) {
     if (Date.now() > deadline || child.exitCode !== null) {
+      const { stdout, stderr } = output();
       throw new Error(`no DONE from the local container:\n${stdout}\n${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
-    seen: parse(stdout),
+    seen: parse(output().stdout),
     stop: async () => {
       await engine.signal(local, 'SIGKILL');
-      return { code: await exited, stderr };
+      return { code: await exited, stderr: output().stderr };
     },
   };
 }

@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ExecutionContext } from 'ava';
 import { fileURLToPath } from 'node:url';
 
 const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
@@ -23,4 +24,37 @@ export function tp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResu
       },
     );
   });
+}
+
+export interface BackgroundTp {
+  child: ChildProcess;
+  /** What it printed so far. */
+  output: () => { stdout: string; stderr: string };
+  /** Its exit code once it exits (-1 for a signal). */
+  exited: Promise<number>;
+}
+
+/** Runs the CLI without waiting for it (`--docker-run`, say); the test's end kills it. */
+export function tpBackground(
+  t: ExecutionContext,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): BackgroundTp {
+  const child = spawn(process.execPath, ['--', bin, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number>((resolve) => {
+    child.once('exit', (code) => {
+      resolve(code ?? -1);
+    });
+  });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  return { child, output: () => ({ stdout, stderr }), exited };
 }

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import type { CommandResult } from '../../src/docker/engine.js';
 import { tpLabels } from '../../src/lib/labels.js';
 import { clientVersion } from '../../src/lib/package-info.js';
-import { tp, type CliResult } from './cli.js';
+import type { ExecutionContext } from 'ava';
+import { tp, tpBackground, type BackgroundTp, type CliResult } from './cli.js';
 import { engine } from './docker.js';
 
 /** What the e2e tier needs from the environment: the lab's registry for the agent image. */
@@ -15,6 +16,11 @@ export function sessionName(prefix = 'e2e'): string {
 
 export function tpLab(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return tp(args, { ...labEnv, ...env });
+}
+
+/** tpBackground with the lab's settings. */
+export function tpLabBackground(t: ExecutionContext, args: string[]): BackgroundTp {
+  return tpBackground(t, args, labEnv);
 }
 
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names what the JSON is
