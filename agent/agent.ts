@@ -18,10 +18,12 @@ import {
 } from '../src/contract/agent.js';
 import { clientVersion } from '../src/lib/package-info.js';
 import { parseAgentRequest } from '../src/tunnel/agent-protocol.js';
+import { finDecoder } from '../src/tunnel/frames.js';
 import { encodeLine, readLine } from '../src/tunnel/protocol.js';
 import { AcceptQueue, listenTcp, listenUdp, type Listener } from './engaged.js';
 import { listenHealth } from './health.js';
 import { walkMount, writeMountTar } from './mount-tar.js';
+import { applyWrite } from './mount-write.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -128,9 +130,33 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
   };
 
+  const receiveWrite = async (stream: Socket, path: string, deletes: string[]): Promise<void> => {
+    const mount = info.mounts.find((m) => m.path === path);
+    const refusal =
+      mount === undefined
+        ? `${path} is not a mount of the container`
+        : mount.readOnly
+          ? `${path} is read-only in the pod`
+          : undefined;
+    if (refusal !== undefined) {
+      stream.end(encodeLine(reply({ ok: false, error: refusal })));
+      return;
+    }
+    try {
+      const written = await applyWrite(path, deletes, finDecoder(stream, true));
+      log({ msg: 'written back', path, ...written });
+      stream.end(encodeLine(reply({ ok: true, written })));
+    } catch (err) {
+      log({ msg: 'write failed', path, error: String(err) });
+      // The rest of the tar is not read: the reply is the last thing on the stream.
+      if (!stream.destroyed) stream.end(encodeLine(reply({ ok: false, error: String(err) })));
+    }
+  };
+
   const serve = (stream: Socket, req: AgentRequest): void => {
     if (req.op === 'info') stream.end(encodeLine(reply({ ok: true, info })));
     else if (req.op === 'tar') void sendTar(stream, req.path);
+    else if (req.op === 'write') void receiveWrite(stream, req.path, req.deletes);
     else queue.offer(stream);
   };
 

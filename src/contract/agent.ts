@@ -44,7 +44,13 @@ export type AgentRequest =
   /** A tar of one mount path; the reply line, then the tar, then the stream ends. */
   | { op: 'tar'; path: string }
   /** Wait for a client connection to an engaged port; it then flows in frames. */
-  | { op: 'accept' };
+  | { op: 'accept' }
+  /**
+   * Files written locally, for a writable mount (replace): `deletes` (paths relative to the
+   * mount) are removed, then the tar that follows in frames, ending with a FIN, is extracted
+   * into the mount; the reply comes once both are done.
+   */
+  | { op: 'write'; path: string; deletes: string[] };
 
 export interface AgentInfo {
   version: string;
@@ -64,6 +70,13 @@ export interface MountRoot {
   gid: number;
 }
 
+/** What a `write` did in the mount. */
+export interface WriteSummary {
+  files: number;
+  bytes: number;
+  deleted: number;
+}
+
 /** What precedes a mount's tar. */
 export interface TarReply {
   /** Files of the mount the agent could not read, left out of the tar. */
@@ -76,6 +89,21 @@ export interface TarReply {
 export type AgentReply =
   | { ok: true; info: AgentInfo }
   | ({ ok: true; tar: true } & TarReply)
+  /** After a `write`: what reached the mount. */
+  | { ok: true; written: WriteSummary }
   /** On an `accept` stream, once a client connected: the stream now carries it. */
   | { ok: true; conn: { port: number; protocol: Protocol; src: string } }
   | { ok: false; error: string };
+
+/** A path inside a mount, or an error naming `what`: relative, with no `..` or empty part. */
+export function relativeMountPath(value: unknown, what: string): string {
+  if (
+    typeof value !== 'string' ||
+    value === '' ||
+    value.includes('\0') ||
+    value.split('/').some((p) => p === '' || p === '.' || p === '..')
+  ) {
+    throw new Error(`${what} is not a relative path inside the mount: ${JSON.stringify(value)}`);
+  }
+  return value;
+}

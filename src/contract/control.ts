@@ -4,7 +4,13 @@
  * `parse` before a handler sees it, so a handler only ever gets a well-formed request.
  */
 import type { Readable } from 'node:stream';
-import type { AgentInfo, EngageMode, Protocol, TarReply } from './agent.js';
+import {
+  relativeMountPath,
+  type AgentInfo,
+  type EngageMode,
+  type Protocol,
+  type TarReply,
+} from './agent.js';
 import type { SessionStatus } from './session.js';
 
 /**
@@ -16,6 +22,17 @@ export class ControlStream<M> {
     readonly body: Readable,
     readonly meta: M,
     readonly contentType: string,
+  ) {}
+}
+
+/**
+ * A route's request when it is a byte stream: the body, and a small JSON description of it
+ * that travels in the same header as a stream answer's.
+ */
+export class ControlUpload<M> {
+  constructor(
+    readonly body: Readable,
+    readonly meta: M,
   ) {}
 }
 
@@ -60,6 +77,24 @@ export interface ControlApi {
   'POST /v1/engagements/leave': { request: { workload: string }; response: { ended: boolean } };
   /** A tar of one mount, from the agent of the engagement's first pod that answers. */
   'POST /v1/engagements/tar': { request: MountRequest; response: ControlStream<TarMeta> };
+  /**
+   * Files written locally in a writable mount (replace): the body is a tar of what changed,
+   * written to the mount in every pod of the engagement after `deletes` are removed.
+   */
+  'POST /v1/engagements/write': { request: ControlUpload<WriteRequest>; response: WriteResult };
+}
+
+export interface WriteRequest extends MountRequest {
+  /** Paths relative to the mount, removed locally since the last write. */
+  deletes: string[];
+}
+
+export interface WriteResult {
+  /** The pods whose mount now has the files. */
+  pods: string[];
+  files: number;
+  bytes: number;
+  deleted: number;
 }
 
 export interface MountRequest {
@@ -76,12 +111,20 @@ export type ControlResponse<R extends ControlRoute> = ControlApi[R]['response'];
 export type StreamRoute = {
   [R in ControlRoute]: ControlResponse<R> extends ControlStream<unknown> ? R : never;
 }[ControlRoute];
-export type JsonRoute = Exclude<ControlRoute, StreamRoute>;
+/** The routes whose request is a byte stream. */
+export type UploadRoute = {
+  [R in ControlRoute]: ControlRequest<R> extends ControlUpload<unknown> ? R : never;
+}[ControlRoute];
+export type JsonRoute = Exclude<ControlRoute, StreamRoute | UploadRoute>;
+export type UploadMeta<R extends UploadRoute> =
+  ControlRequest<R> extends ControlUpload<infer M> ? M : never;
 export type StreamMeta<R extends StreamRoute> =
   ControlResponse<R> extends ControlStream<infer M> ? M : never;
 
 /** The largest request body the daemon reads: engagement requests are a few KiB. */
 export const MAX_CONTROL_BODY = 1024 * 1024;
+/** The largest upload: the daemon holds one in memory while it writes it to each pod. */
+export const MAX_CONTROL_UPLOAD = 64 * 1024 * 1024;
 
 /** Turns a parsed JSON body into the route's request, or throws saying what is wrong. */
 export type BodyParser<T> = (body: unknown) => T;
@@ -157,7 +200,24 @@ export const parseEngagementStart: BodyParser<EngagementStart> = (body) => {
   };
 };
 
-export const bodyParsers: { [R in ControlRoute]: BodyParser<ControlRequest<R>> } = {
+export const parseWriteRequest: BodyParser<WriteRequest> = (body) => {
+  const o = fields(body);
+  const deletes = o.deletes;
+  if (!Array.isArray(deletes)) throw new Error('deletes is not a list');
+  return {
+    ...parseMountRequest(body),
+    deletes: deletes.map((d, i) => relativeMountPath(d, `deletes[${i}]`)),
+  };
+};
+
+/** For upload routes: the parser of the description in the header. */
+export const uploadParsers: { [R in UploadRoute]: BodyParser<UploadMeta<R>> } = {
+  'POST /v1/engagements/write': parseWriteRequest,
+};
+
+export const bodyParsers: {
+  [R in Exclude<ControlRoute, UploadRoute>]: BodyParser<ControlRequest<R>>;
+} = {
   'GET /v1/status': noBody,
   'POST /v1/quit': noBody,
   'POST /v1/engagements': parseEngagementStart,

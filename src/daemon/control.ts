@@ -7,15 +7,20 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
 import {
   ControlStream,
+  ControlUpload,
   MAX_CONTROL_BODY,
+  MAX_CONTROL_UPLOAD,
   STREAM_META_HEADER,
   bodyParsers,
+  uploadParsers,
   type BodyParser,
   type ControlRequest,
   type ControlResponse,
   type ControlRoute,
+  type UploadRoute,
 } from '../contract/control.js';
 
 export type ControlHandlers = {
@@ -34,7 +39,43 @@ class HttpError extends Error {
 }
 
 function isRoute(key: string): key is ControlRoute {
-  return Object.hasOwn(bodyParsers, key);
+  return Object.hasOwn(bodyParsers, key) || isUpload(key);
+}
+
+function isUpload(key: string): key is UploadRoute {
+  return Object.hasOwn(uploadParsers, key);
+}
+
+function parsed(parse: BodyParser<unknown>, body: unknown): unknown {
+  try {
+    return parse(body);
+  } catch (err) {
+    throw new HttpError(400, err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** An upload's description, from its header, and its body, cut off past the limit. */
+function uploadOf(key: UploadRoute, req: IncomingMessage): ControlUpload<unknown> {
+  const header = req.headers[STREAM_META_HEADER];
+  let meta: unknown;
+  try {
+    meta = typeof header === 'string' ? JSON.parse(decodeURIComponent(header)) : undefined;
+  } catch {
+    throw new HttpError(400, `the ${STREAM_META_HEADER} header is not URI-encoded JSON`);
+  }
+  if (meta === undefined)
+    throw new HttpError(400, `an upload needs a ${STREAM_META_HEADER} header`);
+  let size = 0;
+  const limited = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      size += chunk.length;
+      if (size > MAX_CONTROL_UPLOAD) done(new Error(`upload over ${MAX_CONTROL_UPLOAD} bytes`));
+      else done(null, chunk);
+    },
+  });
+  req.once('error', (err) => limited.destroy(err));
+  req.pipe(limited);
+  return new ControlUpload(limited, parsed(uploadParsers[key], meta));
 }
 
 /** The request's JSON body, undefined when it has none. */
@@ -61,15 +102,10 @@ async function dispatch(
   key: ControlRoute,
   req: IncomingMessage,
 ): Promise<unknown> {
-  const body = await readBody(req);
   // Each route's parser makes that route's request; TypeScript cannot follow the pairing.
-  const parse = bodyParsers[key] as BodyParser<unknown>;
-  let request: unknown;
-  try {
-    request = parse(body);
-  } catch (err) {
-    throw new HttpError(400, err instanceof Error ? err.message : String(err));
-  }
+  const request = isUpload(key)
+    ? uploadOf(key, req)
+    : parsed(bodyParsers[key], await readBody(req));
   const handler = handlers[key] as (r: unknown) => unknown;
   return handler(request);
 }

@@ -5,13 +5,17 @@
  */
 import type { Duplex } from 'node:stream';
 import type { AgentInfo } from '../contract/agent.js';
+import { buffer } from 'node:stream/consumers';
 import {
   ControlStream,
+  type ControlUpload,
   type EngagementStart,
   type EngagementStatus,
   type TarMeta,
+  type WriteRequest,
+  type WriteResult,
 } from '../contract/control.js';
-import { agentInfo, agentTar } from '../tunnel/agent-client.js';
+import { agentInfo, agentTar, agentWrite } from '../tunnel/agent-client.js';
 import { Inbound } from './inbound.js';
 
 interface Active {
@@ -63,6 +67,37 @@ export class Engagements {
         'application/x-tar',
       );
     });
+  }
+
+  /**
+   * Files written locally, to the mount in every pod of the engagement (each has its own
+   * emptyDir; a PVC they share takes the same bytes twice, harmlessly). All or an error:
+   * the sender keeps the changes and sends them again.
+   */
+  async write(upload: ControlUpload<WriteRequest>): Promise<WriteResult> {
+    const { workload, path, deletes } = upload.meta;
+    const a = this.active.get(workload);
+    if (a === undefined) {
+      upload.body.resume();
+      throw new Error(`this session does not engage ${workload}`);
+    }
+    const tar = await buffer(upload.body);
+    const result: WriteResult = { pods: [], files: 0, bytes: 0, deleted: 0 };
+    await Promise.all(
+      a.start.pods.map(async (pod) => {
+        const written = await agentWrite(
+          await this.openAgent(a.start.namespace, pod),
+          { path, deletes },
+          tar,
+        );
+        result.pods.push(pod);
+        result.files = Math.max(result.files, written.files);
+        result.bytes = Math.max(result.bytes, written.bytes);
+        result.deleted = Math.max(result.deleted, written.deleted);
+      }),
+    );
+    this.log({ msg: 'written back', workload, path, ...result });
+    return result;
   }
 
   private async firstAgent<T>(workload: string, ask: (stream: Duplex) => Promise<T>): Promise<T> {

@@ -4,6 +4,7 @@
  *   probe [name]      check NET_ADMIN and /dev/net/tun by creating a TUN device, and exit
  *   selftest [flags]  the network stack with an echo handler (docker tier, benchmarks)
  *   forward TARGET PORT/PROTO...  relay published ports to TARGET (src/docker/publish.ts)
+ *   sync CONFIG       send local writes in a replace's mounts to the pod (writeback/sync.ts)
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,7 @@ import { loadNetstack, type NetstackLibrary } from '../netstack/library.js';
 import { parseForwardArgs, startForwarder } from './forward.js';
 import { selftest } from './selftest.js';
 import { runSession } from './session.js';
+import { parseSyncConfig, startSync } from './writeback/sync.js';
 import { SESSION_CONFIG_PATH } from '../contract/session.js';
 
 const log = (o: object): void => {
@@ -29,6 +31,18 @@ if (mode === 'forward') {
   // PID 1 gets no default handler for these: without one, `docker stop` waits out its timeout.
   const onSignal = (): void => {
     void forwarder.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+} else if (mode === 'sync') {
+  const syncer = await startSync({
+    ...parseSyncConfig(rest[0] ?? ''),
+    secret: process.env.TP_CONTROL_SECRET ?? '',
+    log,
+  });
+  // `docker stop` is how tp ends it: what the container wrote last still reaches the pod.
+  const onSignal = (): void => {
+    void syncer.stop().then(() => process.exit(0));
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
@@ -105,6 +119,6 @@ if (mode === 'forward') {
     });
   }
 } else {
-  console.error(`unknown mode ${mode}: use run, probe [name], selftest or forward`);
+  console.error(`unknown mode ${mode}: use run, probe [name], selftest, forward or sync`);
   process.exitCode = 2;
 }

@@ -217,6 +217,7 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       'POST /v1/engagements/info': (req) => engagements.info(req.workload),
       'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
       'POST /v1/engagements/tar': (req) => engagements.tar(req.workload, req.path),
+      'POST /v1/engagements/write': (req) => engagements.write(req),
     });
     cleanups.push(() => control.stop());
     log({ msg: 'session ready', routes: config.routes, namespace: config.namespace });

@@ -13,6 +13,7 @@ import { runDocker } from '../docker/docker-run.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { startPublishing } from '../docker/publish.js';
 import { parseRunArgs, type RunArgs } from '../docker/run-args.js';
+import { startSyncer, stopSyncers } from '../docker/syncer.js';
 import { WorkloadClient, type ReadWorkload } from '../k8s/engage.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { TpError } from '../lib/errors.js';
@@ -24,6 +25,7 @@ import { ControlClient } from '../session/control-client.js';
 import { agentImage } from '../session/images.js';
 import { LABEL_CONTEXT, LABEL_NAMESPACE } from '../session/naming.js';
 import { USE_OR_ENV, requireRunningSession } from '../session/status.js';
+import { CONTROL_PORT } from '../contract/session.js';
 import { checkWritable, dockerEnvFile, jsonEnvFile, writePrivate } from './env.js';
 import { planEngagement, planLeave, SIDECAR } from './plan.js';
 import { checkLocalPorts } from './ports.js';
@@ -31,6 +33,7 @@ import {
   copyMounts,
   removeMountCopies,
   volumeFlags,
+  volumeLabels,
   type EngagedMount,
   type MountOption,
 } from './volumes.js';
@@ -74,6 +77,8 @@ export interface EngageResult {
   mounts: EngagedMount[];
   /** `--mount <dir>`: where the copies are on this host too. */
   mountPoint?: string;
+  /** replace: the helper that sends local writes in the writable mounts to the pod. */
+  writeBack?: { container: string; paths: string[] };
 }
 
 interface Context {
@@ -209,6 +214,18 @@ export async function engage(
         progress,
       );
     }
+    const writable = result.mounts.filter((m) => !m.readOnly && m.notMounted === undefined);
+    if (opts.mode === 'replace' && writable.length > 0) {
+      const syncing = await startSyncer(engine, {
+        daemon: ctx.daemon,
+        workload: result.workload,
+        controlPort: CONTROL_PORT,
+        secret: ctx.control.secret,
+        mounts: writable.map((m) => ({ path: m.path, volume: m.volume })),
+        labels: tpLabels(clientVersion(), 'syncer', volumeLabels(ctx.session, result.workload)),
+      });
+      result.writeBack = { container: syncing.container, paths: writable.map((m) => m.path) };
+    }
     onActive(result);
     if (run === undefined) return result;
     result.exitCode = await runContainer(
@@ -285,6 +302,8 @@ export async function leave(
 ): Promise<LeaveResult> {
   const ctx = await sessionContext(engine, opts.session);
   const w = await ctx.workloads.find(opts.workload, ctx.namespace);
+  // What the local container wrote last reaches the pod before the pod goes.
+  await stopSyncers(engine, volumeLabels(ctx.session, id(w)));
   await ctx.control.call('POST /v1/engagements/leave', { workload: id(w) }).catch(() => undefined);
   const released = await release(ctx.workloads, w, ctx.session, progress);
   const volumes = await removeMountCopies(engine, ctx.session, id(w));

@@ -12,7 +12,7 @@ export const LABEL_CONTEXT_HASH = 'tp.context-hash';
 export const LABEL_WORKLOAD = 'tp.workload';
 
 export type Component =
-  'daemon' | 'agent' | 'joined' | 'publisher' | 'network' | 'probe' | 'test' | 'volume';
+  'daemon' | 'agent' | 'joined' | 'publisher' | 'syncer' | 'network' | 'probe' | 'test' | 'volume';
 
 export function tpLabels(
   version: string,

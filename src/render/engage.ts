@@ -25,9 +25,10 @@ export function renderEngagement(r: EngageResult): string {
     );
   }
   if (volumeRows.length > 0) lines.push(alignRows(pad(volumeRows)));
+  const writtenBack = new Set(r.writeBack?.paths ?? []);
   for (const m of r.mounts) {
-    const where = m.notMounted ?? `${m.volume}${m.readOnly ? ' (read-only)' : ''}`;
-    lines.push(`       ${m.path} -> ${where}`);
+    const access = m.readOnly ? ' (read-only)' : writtenBack.has(m.path) ? ' (written back)' : '';
+    lines.push(`       ${m.path} -> ${m.notMounted ?? `${m.volume}${access}`}`);
   }
   if (r.envFile !== undefined) lines.push(`   Env file: ${r.envFile}`);
   if (r.envJson !== undefined) lines.push(`   Env JSON: ${r.envJson}`);

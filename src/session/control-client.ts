@@ -18,7 +18,8 @@ import { CONTROL_PORT, SESSION_SECRET_PATH } from '../contract/session.js';
 export class ControlClient {
   private constructor(
     private readonly base: string,
-    private readonly secret: string,
+    /** The session's secret: helpers in the daemon's namespace call the API with it too. */
+    readonly secret: string,
   ) {}
 
   /** Undefined when the container publishes no control port or holds no secret. */

@@ -3,6 +3,7 @@ import { silentProgress, type Progress } from '../cli/progress.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { LabelledResources } from '../docker/engine.js';
 import { releaseAll } from '../engage/engage.js';
+import { stopSyncers } from '../docker/syncer.js';
 import type { ContainerDetails } from '../docker/inspect.js';
 import { loadKubeConfig, type KubeSelection } from '../k8s/kubeconfig.js';
 import { ManagerClient } from '../k8s/manager.js';
@@ -51,6 +52,8 @@ export async function endSession(
   // still runs, as its annotation names the session.
   const context = daemon.labels[LABEL_CONTEXT];
   const namespace = daemon.labels[LABEL_NAMESPACE];
+  // Local writes still unsent reach the pods before they are restored.
+  await stopSyncers(engine, { [LABEL_SESSION]: session }).catch(() => undefined);
   const restored =
     context === undefined || namespace === undefined
       ? []

@@ -3,15 +3,16 @@
  * tunnel's: the agent answers whatever reaches its port, the daemon reads replies from a pod
  * whose image a user may have changed, and the config arrives through a pod spec.
  */
-import type {
-  AgentConfig,
-  AgentInfo,
-  AgentPort,
-  AgentReply,
-  AgentRequest,
-  MountRoot,
-  Protocol,
-  TarReply,
+import {
+  relativeMountPath,
+  type AgentConfig,
+  type AgentInfo,
+  type AgentPort,
+  type AgentReply,
+  type AgentRequest,
+  type MountRoot,
+  type Protocol,
+  type TarReply,
 } from '../contract/agent.js';
 
 /** An `info` reply carries the whole environment, which a ConfigMap can make large. */
@@ -74,6 +75,13 @@ export function parseAgentRequest(line: string): AgentRequest {
   const o = object(JSON.parse(line), 'the request');
   if (o.op === 'info' || o.op === 'accept') return { op: o.op };
   if (o.op === 'tar') return { op: 'tar', path: absolutePath(o.path, 'path') };
+  if (o.op === 'write') {
+    return {
+      op: 'write',
+      path: absolutePath(o.path, 'path'),
+      deletes: array(o.deletes, 'deletes').map((d, i) => relativeMountPath(d, `deletes[${i}]`)),
+    };
+  }
   throw new Error(`unknown op ${String(o.op)}`);
 }
 
@@ -123,6 +131,17 @@ export function parseAgentReply(line: string): AgentReply {
   if (o.ok !== true) throw new Error('the reply has no ok');
   if (o.info !== undefined) return { ok: true, info: info(o.info) };
   if (o.tar === true) return { ok: true, tar: true, ...tarReply(o) };
+  if (o.written !== undefined) {
+    const w = object(o.written, 'written');
+    return {
+      ok: true,
+      written: {
+        files: count(w.files, 'written.files'),
+        bytes: count(w.bytes, 'written.bytes'),
+        deleted: count(w.deleted, 'written.deleted'),
+      },
+    };
+  }
   if (o.conn !== undefined) {
     const c = object(o.conn, 'conn');
     return {
@@ -134,7 +153,7 @@ export function parseAgentReply(line: string): AgentReply {
       },
     };
   }
-  throw new Error('the reply is neither info, tar nor conn');
+  throw new Error('the reply is neither info, tar, written nor conn');
 }
 
 /** The agent role's argument, written by tp into the pod spec. */

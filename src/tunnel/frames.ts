@@ -294,18 +294,21 @@ export function finEncoder(): Transform {
 }
 
 /**
- * The payload of a stream `finEncoder` wrote: it ends at the FIN, which closes `source`; the
- * source ending first, or a RST, fails it, so that a cut-short stream never reads as whole.
+ * The payload of a stream `finEncoder` wrote: it ends at the FIN, which closes `source` unless
+ * the reader still has to answer on it (`keepOpen`); the source ending first, or a RST, fails
+ * it, so that a cut-short stream never reads as whole.
  */
-export function finDecoder(source: Readable): Readable {
+export function finDecoder(source: Readable, keepOpen = false): Readable {
   let finished = false;
+  let atFin = false;
   const out = new Readable({
     read() {
       source.resume();
     },
     destroy(err, done) {
       finished = true;
-      source.destroy();
+      // A reader that answers on the source keeps it past the end of the payload.
+      if (!(keepOpen && atFin)) source.destroy();
       done(err);
     },
   });
@@ -315,19 +318,24 @@ export function finDecoder(source: Readable): Readable {
       if (!out.push(payload)) source.pause();
     } else if (type === FrameType.fin) {
       finished = true;
+      atFin = true;
       out.push(null);
-      source.destroy();
+      if (keepOpen) {
+        source.removeListener('data', onData);
+        source.pause();
+      } else source.destroy();
     } else {
       out.destroy(new Error('reset by the peer'));
     }
   });
-  source.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     try {
       parser.push(chunk);
     } catch (err) {
       out.destroy(err instanceof Error ? err : new Error(String(err)));
     }
-  });
+  };
+  source.on('data', onData);
   source.once('close', () => {
     if (!finished) out.destroy(new Error('the stream ended before its end frame'));
   });

@@ -28,6 +28,7 @@ const withServer = test.macro(
       'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
       'POST /v1/engagements/leave': () => ({ ended: false }),
       'POST /v1/engagements/tar': () => Promise.reject(new Error('not in this test')),
+      'POST /v1/engagements/write': () => Promise.reject(new Error('not in this test')),
     });
     await body(t, `http://127.0.0.1:${server.port}`);
     t.log(`quit called ${quits} times`);
@@ -88,6 +89,7 @@ async function streamServer(
     'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
     'POST /v1/engagements/leave': () => ({ ended: false }),
     'POST /v1/engagements/tar': tar,
+    'POST /v1/engagements/write': () => Promise.reject(new Error('not in this test')),
   });
   return { server, client: ControlClient.at(`http://127.0.0.1:${server.port}`, secret) };
 }

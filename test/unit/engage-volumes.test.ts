@@ -13,8 +13,6 @@ import { pack } from 'tar-stream';
 import { appMounts } from '../../agent/agent.js';
 import { byteProgress, formatBytes } from '../../src/cli/progress.js';
 import type { AgentConfig } from '../../src/contract/agent.js';
-import type { SessionStatus } from '../../src/contract/session.js';
-import { ControlServer } from '../../src/daemon/control.js';
 import { Engagements, namedWithin } from '../../src/daemon/engagements.js';
 import { entryPath, extractTo } from '../../src/engage/host-copy.js';
 import { planEngagement } from '../../src/engage/plan.js';
@@ -28,7 +26,7 @@ import type { Container, WorkloadObject } from '../../src/engage/workload.js';
 import { TpError } from '../../src/lib/errors.js';
 import { ControlClient } from '../../src/session/control-client.js';
 import { FrameType, encodeFrame, finDecoder } from '../../src/tunnel/frames.js';
-import { dial, loopbackAgent } from './agent-fixture.js';
+import { daemonControl, dial, loopbackAgent } from './agent-fixture.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tp-volumes-'));
@@ -269,14 +267,7 @@ test('a mount’s tar flows from the agent through the daemon’s route to the c
     ports: [],
   });
   t.teardown(() => engagements.stop());
-  await using server = await ControlServer.listen(0, 'secret', {
-    'GET /v1/status': () => ({ name: 'x' }) as SessionStatus,
-    'POST /v1/quit': () => ({ stopping: true }),
-    'POST /v1/engagements': (req) => engagements.start(req),
-    'POST /v1/engagements/info': (req) => engagements.info(req.workload),
-    'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
-    'POST /v1/engagements/tar': (req) => engagements.tar(req.workload, req.path),
-  });
+  await using server = await daemonControl(engagements);
   const client = ControlClient.at(`http://127.0.0.1:${server.port}`, 'secret');
   const answer = await client.stream('POST /v1/engagements/tar', {
     workload: 'deployment/volumes',
