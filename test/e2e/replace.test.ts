@@ -7,7 +7,12 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import type { StatusReport } from '../../src/session/status.js';
 import { LABEL_SESSION } from '../../src/lib/labels.js';
-import { echoWorkload, namespaceSession, until } from '../helpers/engage.js';
+import {
+  echoWorkload,
+  namespaceSession,
+  until,
+  workloadSpec as engagedSpec,
+} from '../helpers/engage.js';
 import { engine } from '../helpers/docker.js';
 import { kubectlOk } from '../helpers/kubectl.js';
 import { dnsutilsImage, samplesImage } from '../helpers/lab.js';
@@ -34,19 +39,7 @@ const manifest = (image: string): string =>
   });
 
 /** The workload as a user sees it, less what the API server maintains. */
-async function workloadSpec(): Promise<unknown> {
-  const w = JSON.parse(await kubectlOk(['-n', ns, 'get', 'deploy', 'echo', '-o', 'json'])) as {
-    metadata: Record<string, unknown> & { annotations?: Record<string, string> };
-    spec: unknown;
-  };
-  const { resourceVersion: _rv, generation: _gen, managedFields: _mf, ...metadata } = w.metadata;
-  const annotations = Object.fromEntries(
-    Object.entries(w.metadata.annotations ?? {}).filter(
-      ([k]) => k !== 'deployment.kubernetes.io/revision',
-    ),
-  );
-  return { metadata: { ...metadata, annotations }, spec: w.spec };
-}
+const workloadSpec = (): Promise<unknown> => engagedSpec(ns, 'deploy/echo');
 
 /** What a pod in the cluster gets from the echo Service. */
 async function fromCluster(path = '/'): Promise<Record<string, unknown>> {

@@ -24,6 +24,8 @@ export function namespaceSession(opts: {
   manifest: () => string;
   /** `kind/name` of each workload to wait for, e.g. `deploy/echo`. */
   rollouts: string[];
+  /** Settings for tp connect and quit, e.g. TP_MANAGER_NAMESPACE. */
+  env?: NodeJS.ProcessEnv;
 }): NamespaceSession {
   const { namespace, session } = opts;
   return {
@@ -38,12 +40,15 @@ export function namespaceSession(opts: {
       for (const w of opts.rollouts) {
         await kubectlOk(['-n', namespace, 'rollout', 'status', w, '--timeout=120s'], 130_000);
       }
-      const r = await tpLab(['connect', '--docker', '-n', namespace, '--name', session, '--json']);
+      const r = await tpLab(
+        ['connect', '--docker', '-n', namespace, '--name', session, '--json'],
+        opts.env,
+      );
       if (r.exitCode !== 0) throw new Error(`connect failed: ${r.stdout} ${r.stderr}`);
       return json<ConnectResult>(r);
     },
     async tearDown() {
-      await tpLab(['quit', '--name', session]);
+      await tpLab(['quit', '--name', session], opts.env);
       await engine.removeLabelled({ [LABEL_SESSION]: session });
       await kubectl(['delete', 'namespace', namespace, '--wait=false']);
     },
@@ -113,4 +118,23 @@ export function echoWorkload(opts: {
       },
     ],
   });
+}
+
+/**
+ * A workload (`kind/name`) as its user sees it, less what the API server maintains
+ * (resourceVersion, generation, managedFields, status, the Deployment's revision annotation):
+ * what an engagement's restore must give back field by field.
+ */
+export async function workloadSpec(namespace: string, ref: string): Promise<unknown> {
+  const w = JSON.parse(await kubectlOk(['-n', namespace, 'get', ref, '-o', 'json'])) as {
+    metadata: Record<string, unknown> & { annotations?: Record<string, string> };
+    spec: unknown;
+  };
+  const { resourceVersion: _rv, generation: _gen, managedFields: _mf, ...metadata } = w.metadata;
+  const annotations = Object.fromEntries(
+    Object.entries(w.metadata.annotations ?? {}).filter(
+      ([k]) => k !== 'deployment.kubernetes.io/revision',
+    ),
+  );
+  return { metadata: { ...metadata, annotations }, spec: w.spec };
 }
