@@ -25,6 +25,13 @@ const AGENT_IMAGE_ENV = ['NODE_VERSION', 'YARN_VERSION', 'NODE_ENV', 'HOME'];
 const SIDECAR_UID = 1000;
 
 const probeFields = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const;
+/**
+ * The probes that hold back readiness are paced for the agent, which is up in well under a
+ * second: an app's own pace (10 s by default, with a delay for a slow start) would hold the
+ * engagement back by as much. Liveness keeps the app's pace: it decides nothing sooner.
+ */
+const gatingProbes: ReadonlySet<string> = new Set(['readinessProbe', 'startupProbe']);
+const AGENT_PROBE_TIMING = { initialDelaySeconds: 0, periodSeconds: 1 } as const;
 const handlerKeys = ['exec', 'httpGet', 'tcpSocket', 'grpc', 'sleep'] as const;
 
 /** Volume sources the kubelet mounts read-only whatever the mount says: the API's data. */
@@ -62,8 +69,8 @@ function agentConfig(
 
 /**
  * The values of the fields an in-place agent changes, as the container has them: what a
- * restore applies again. Probes and lifecycle hooks keep only their handler: tp changes
- * nothing else in them.
+ * restore applies again. Probes and lifecycle hooks keep only their handler, and the probes
+ * that gate readiness their delay and period: tp changes nothing else in them.
  */
 export function originalFields(c: Container): Container {
   const out: Container = { name: c.name };
@@ -72,7 +79,13 @@ export function originalFields(c: Container): Container {
   if (c.args !== undefined) out.args = c.args;
   for (const f of probeFields) {
     const p = c[f];
-    if (p !== undefined) out[f] = handlerOf(p);
+    if (p === undefined) continue;
+    out[f] = handlerOf(p);
+    if (gatingProbes.has(f)) {
+      for (const k of ['initialDelaySeconds', 'periodSeconds'] as const) {
+        if (p[k] !== undefined) out[f] = { ...out[f], [k]: p[k] };
+      }
+    }
   }
   const hooks = c.lifecycle;
   if (hooks?.postStart !== undefined || hooks?.preStop !== undefined) {
@@ -108,7 +121,9 @@ export function inPlaceAgent(
   };
   for (const f of probeFields) {
     const p = c[f];
-    if (p !== undefined) agent[f] = redirect(p, `${c.name}'s ${f}`);
+    if (p === undefined) continue;
+    const handler = redirect(p, `${c.name}'s ${f}`);
+    agent[f] = gatingProbes.has(f) ? { ...handler, ...AGENT_PROBE_TIMING } : handler;
   }
   const hooks = c.lifecycle;
   if (hooks?.postStart !== undefined || hooks?.preStop !== undefined) {

@@ -8,6 +8,7 @@ import {
   CoreV1Api,
   KubernetesObjectApi,
   PatchStrategy,
+  Watch,
   type KubeConfig,
   type KubernetesObject,
   type V1Pod,
@@ -38,7 +39,11 @@ const aliases: Record<string, WorkloadKind> = {
 
 /** What the API server holds, as plain JSON, with what the rollout wait needs. */
 export interface ReadWorkload extends WorkloadObject {
-  metadata: WorkloadObject['metadata'] & { generation?: number; uid?: string };
+  metadata: WorkloadObject['metadata'] & {
+    generation?: number;
+    uid?: string;
+    resourceVersion?: string;
+  };
   spec: WorkloadObject['spec'] & { selector?: { matchLabels?: Record<string, string> } };
   status?: Record<string, unknown>;
 }
@@ -49,7 +54,7 @@ export class WorkloadClient {
   private readonly apps: AppsV1Api;
 
   constructor(
-    kc: KubeConfig,
+    private readonly kc: KubeConfig,
     private readonly target: KubeTarget,
   ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
@@ -125,10 +130,11 @@ export class WorkloadClient {
     const id = `${w.kind.toLowerCase()}/${w.metadata.name}`;
     const deadline = Date.now() + timeoutMs;
     if (w.kind === 'ReplicaSet') await this.deleteStalePods(w);
-    for (;;) {
+    const generation = w.metadata.generation ?? 0;
+    for (let watched = false; ;) {
       const now = await this.read(w.kind, w.metadata.name, w.metadata.namespace);
       if (now === undefined) throw new Error(`${id} was deleted during the rollout`);
-      const state = rolloutState(now, w.metadata.generation ?? 0);
+      const state = rolloutState(now, generation);
       if (state.done) return;
       onStep(state.message);
       if (Date.now() > deadline) {
@@ -141,8 +147,72 @@ export class WorkloadClient {
           },
         );
       }
-      await new Promise((r) => setTimeout(r, 500));
+      // A watch hears the status change as it happens; should it end early or fail, reads
+      // every 500 ms take over.
+      if (!watched) {
+        watched = true;
+        if (await this.watchRollout(now, generation, deadline, onStep)) return;
+      } else {
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
+  }
+
+  /** True once the rollout is done; false when the watch ended first (or the deadline came). */
+  private watchRollout(
+    from: ReadWorkload,
+    generation: number,
+    deadline: number,
+    onStep: (msg: string) => void,
+  ): Promise<boolean> {
+    const { kind, metadata } = from;
+    const path = `/apis/apps/v1/namespaces/${metadata.namespace}/${kind.toLowerCase()}s`;
+    return new Promise((resolve) => {
+      let controller: AbortController | undefined;
+      let settled = false;
+      const finish = (done: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        controller?.abort();
+        resolve(done);
+      };
+      const timer = setTimeout(() => {
+        finish(false);
+      }, deadline - Date.now());
+      const query = {
+        fieldSelector: `metadata.name=${metadata.name}`,
+        ...(metadata.resourceVersion === undefined
+          ? {}
+          : { resourceVersion: metadata.resourceVersion }),
+      };
+      new Watch(this.kc)
+        .watch(
+          path,
+          query,
+          (type: string, obj: KubernetesObject) => {
+            if (type !== 'ADDED' && type !== 'MODIFIED') {
+              finish(false);
+              return;
+            }
+            const state = rolloutState({ ...plain(obj), kind }, generation);
+            if (state.done) finish(true);
+            else onStep(state.message);
+          },
+          () => {
+            finish(false);
+          },
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          () => {
+            finish(false);
+          },
+        );
+    });
   }
 
   /**

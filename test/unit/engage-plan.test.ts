@@ -68,7 +68,12 @@ test('replace turns the container into the agent in place, with its ports, and p
   t.deepEqual(plan.ports, [{ port: 8080, protocol: 'TCP', name: 'http', local: 8080 }]);
   const [agent] = plan.apply.spec?.template.spec.containers ?? [];
   t.like(agent, { name: 'echo', image: 'registry/tp-agent:1', command: AGENT_COMMAND });
-  t.deepEqual(agent?.readinessProbe, { tcpSocket: { port: AGENT_HEALTH_PORT } });
+  // Readiness at the agent's pace; liveness keeps the app's (the user's fields stay its own).
+  t.deepEqual(agent?.readinessProbe, {
+    tcpSocket: { port: AGENT_HEALTH_PORT },
+    initialDelaySeconds: 0,
+    periodSeconds: 1,
+  });
   t.deepEqual(agent?.livenessProbe, {
     httpGet: { path: '/healthz', port: AGENT_HEALTH_PORT, scheme: 'HTTP' },
   });
@@ -90,7 +95,7 @@ test('replace records the original values of exactly the fields it changes', (t)
     name: 'echo',
     image: 'samples:1',
     args: ['echo', '-listen', ':8080'],
-    readinessProbe: { tcpSocket: { port: 'http' } },
+    readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 2 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'http', scheme: 'HTTP' } },
   });
   const engagements = JSON.parse(
@@ -116,7 +121,7 @@ test('leaving the last engagement applies the original values and states nothing
               name: 'echo',
               image: 'samples:1',
               args: ['echo', '-listen', ':8080'],
-              readinessProbe: { tcpSocket: { port: 'http' } },
+              readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 2 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'http', scheme: 'HTTP' } },
             },
           ],
@@ -371,4 +376,19 @@ test('a local port another engagement of the session uses is refused, suggesting
       { workload: 'deployment/dns', ports: [{ local: 8080, protocol: 'UDP' }] },
     ]);
   });
+});
+
+test('the engagement records the session’s grace and tp-manager, for the reaper', (t) => {
+  const plan = planEngagement(
+    workload([echoContainer]),
+    request({ grace: 8, manager: 'tp-system' }),
+  );
+  t.like(readEngagements(afterApply(workload([echoContainer]), plan.apply)).s1, {
+    since: '2026-11-28T00:00:00Z',
+    grace: 8,
+    manager: 'tp-system',
+  });
+  const without = planEngagement(workload([echoContainer]), request());
+  t.false('grace' in (without.engagements.s1 ?? {}));
+  t.false('manager' in (without.engagements.s1 ?? {}));
 });
