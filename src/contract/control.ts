@@ -62,7 +62,25 @@ export interface EngagementStart {
   ports: EngagedPort[];
 }
 
-export interface EngagementStatus extends EngagementStart {
+/** What the CLI learnt once the engagement ran: where it put the env and the mounts. */
+export interface EngagementDetails {
+  workload: string;
+  envFile?: string;
+  envJson?: string;
+  mounts: EngagementMount[];
+  /** The --docker-run container, while it runs. */
+  local?: string;
+}
+
+export interface EngagementMount {
+  path: string;
+  /** The Docker volume with the copy; absent when the mount is not in Docker. */
+  volume?: string;
+  readOnly: boolean;
+  writtenBack: boolean;
+}
+
+export interface EngagementStatus extends EngagementStart, Omit<EngagementDetails, 'workload'> {
   since: string;
   /** Connections from the cluster carried to local ports, and those the local side refused. */
   accepted: number;
@@ -75,6 +93,7 @@ export interface ControlApi {
   'POST /v1/engagements': { request: EngagementStart; response: EngagementStatus };
   'POST /v1/engagements/info': { request: { workload: string }; response: AgentInfo };
   'POST /v1/engagements/leave': { request: { workload: string }; response: { ended: boolean } };
+  'POST /v1/engagements/describe': { request: EngagementDetails; response: EngagementStatus };
   /** A tar of one mount, from the agent of the engagement's first pod that answers. */
   'POST /v1/engagements/tar': { request: MountRequest; response: ControlStream<TarMeta> };
   /**
@@ -200,6 +219,31 @@ export const parseEngagementStart: BodyParser<EngagementStart> = (body) => {
   };
 };
 
+const optionalText = (o: Fields, key: string): Record<string, string> =>
+  o[key] === undefined ? {} : { [key]: text(o, key) };
+
+export const parseEngagementDetails: BodyParser<EngagementDetails> = (body) => {
+  const o = fields(body);
+  if (!Array.isArray(o.mounts)) throw new Error('mounts is not a list');
+  return {
+    workload: text(o, 'workload'),
+    ...optionalText(o, 'envFile'),
+    ...optionalText(o, 'envJson'),
+    ...optionalText(o, 'local'),
+    mounts: o.mounts.map((raw, i): EngagementMount => {
+      const m = fields(raw);
+      if (typeof m.readOnly !== 'boolean' || typeof m.writtenBack !== 'boolean')
+        throw new Error(`mounts[${i}] needs readOnly and writtenBack`);
+      return {
+        path: text(m, 'path'),
+        ...optionalText(m, 'volume'),
+        readOnly: m.readOnly,
+        writtenBack: m.writtenBack,
+      };
+    }),
+  };
+};
+
 export const parseWriteRequest: BodyParser<WriteRequest> = (body) => {
   const o = fields(body);
   const deletes = o.deletes;
@@ -223,5 +267,6 @@ export const bodyParsers: {
   'POST /v1/engagements': parseEngagementStart,
   'POST /v1/engagements/info': workloadOnly,
   'POST /v1/engagements/leave': workloadOnly,
+  'POST /v1/engagements/describe': parseEngagementDetails,
   'POST /v1/engagements/tar': parseMountRequest,
 };

@@ -9,6 +9,7 @@ import { buffer } from 'node:stream/consumers';
 import {
   ControlStream,
   type ControlUpload,
+  type EngagementDetails,
   type EngagementStart,
   type EngagementStatus,
   type TarMeta,
@@ -20,6 +21,7 @@ import { Inbound } from './inbound.js';
 
 interface Active {
   start: EngagementStart;
+  details?: Omit<EngagementDetails, 'workload'>;
   since: string;
   inbound: Inbound | undefined;
 }
@@ -50,6 +52,15 @@ export class Engagements {
     this.active.set(req.workload, active);
     this.log({ msg: 'engagement started', workload: req.workload, mode: req.mode, pods: req.pods });
     return statusOf(active);
+  }
+
+  /** Records where the CLI put the env and the mounts, for `tp status`. */
+  describe(req: EngagementDetails): EngagementStatus {
+    const a = this.active.get(req.workload);
+    if (a === undefined) throw new Error(`this session does not engage ${req.workload}`);
+    const { workload: _w, ...details } = req;
+    a.details = details;
+    return statusOf(a);
   }
 
   /** The env and mounts as the agent of the engagement's first pod sees them. */
@@ -154,6 +165,8 @@ function statusOf(a: Active): EngagementStatus {
   const stats = a.inbound?.stats();
   return {
     ...a.start,
+    mounts: [],
+    ...a.details,
     since: a.since,
     accepted: stats?.accepted ?? 0,
     refused: stats?.refused ?? 0,

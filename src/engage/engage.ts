@@ -8,7 +8,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { silentProgress, type Progress } from '../cli/progress.js';
 import type { EngageMode } from '../contract/agent.js';
-import type { EngagedPort } from '../contract/control.js';
+import type { EngagedPort, EngagementDetails } from '../contract/control.js';
 import { runDocker } from '../docker/docker-run.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { startPublishing } from '../docker/publish.js';
@@ -226,6 +226,10 @@ export async function engage(
       });
       result.writeBack = { container: syncing.container, paths: writable.map((m) => m.path) };
     }
+    // For `tp status`: the daemon knows the engagement, not where the CLI put its files.
+    await ctx.control
+      .call('POST /v1/engagements/describe', describe(result))
+      .catch(() => undefined);
     onActive(result);
     if (run === undefined) return result;
     result.exitCode = await runContainer(
@@ -242,6 +246,21 @@ export async function engage(
   await leave(engine, { workload: result.workload, session: ctx.session }, progress);
   result.state = 'ENDED';
   return result;
+}
+
+function describe(r: EngageResult): EngagementDetails {
+  const back = new Set(r.writeBack?.paths ?? []);
+  return {
+    workload: r.workload,
+    ...(r.envFile === undefined ? {} : { envFile: r.envFile }),
+    ...(r.envJson === undefined ? {} : { envJson: r.envJson }),
+    mounts: r.mounts.map((m) => ({
+      path: m.path,
+      ...(m.notMounted === undefined ? { volume: m.volume } : {}),
+      readOnly: m.readOnly,
+      writtenBack: back.has(m.path),
+    })),
+  };
 }
 
 async function runContainer(

@@ -7,6 +7,7 @@ import type {
   StatusReports,
 } from '../session/status.js';
 import { alignRows } from '../cli/format.js';
+import type { EngagementStatus } from '../contract/control.js';
 
 export function renderConnect(r: ConnectResult): string {
   const head = r.created
@@ -97,17 +98,11 @@ export function renderStatus(
     `${t.state} since ${t.since}; ${t.dials} flows, ${t.failedDials} not connected, ${t.reconnects} reconnects${t.lastError === undefined ? '' : `; last error: ${t.lastError}`}`,
   ]);
   const engaged = status.engagements;
-  rows.push([
-    'Engagements',
-    engaged.length === 0
-      ? 'none'
-      : engaged
-          .map(
-            (e) =>
-              `${e.workload} (${e.mode}, container ${e.container}, ${e.pods.length} pod${e.pods.length === 1 ? '' : 's'}${e.ports.length === 0 ? '' : `; ${e.ports.map((p) => `${p.port}->${p.local}/${p.protocol.toLowerCase()}`).join(' ')}; ${e.accepted} connections`})`,
-          )
-          .join('; '),
-  ]);
+  if (engaged.length === 0) rows.push(['Engagements', 'none']);
+  engaged.forEach((e, i) => {
+    rows.push([i === 0 ? 'Engagements' : '', `${e.workload} (${e.mode}), since ${e.since}`]);
+    for (const line of engagementLines(e)) rows.push(['', `  ${line}`]);
+  });
   const recent = t.events
     .filter((e) => e.state !== 'ready' || e.message !== 'connected to tp-manager')
     .slice(-5);
@@ -117,4 +112,28 @@ export function renderStatus(
     for (const e of recent) lines.push(`  ${e.time}  ${e.state}  ${e.message}`);
   }
   return lines.join('\n');
+}
+
+/** The detail lines of one engagement in `tp status`. */
+export function engagementLines(e: EngagementStatus): string[] {
+  const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const lines = [
+    `container ${e.container}; ${plural(e.pods.length, 'pod')}: ${e.pods.join(', ') || '(none)'}`,
+  ];
+  if (e.ports.length > 0) {
+    const ports = e.ports.map(
+      (p) =>
+        `${p.port}/${p.protocol.toLowerCase()} -> ${p.local}${p.name === undefined ? '' : ` (${p.name})`}`,
+    );
+    lines.push(
+      `ports ${ports.join(', ')}; ${e.accepted} connections, ${e.refused} refused locally`,
+    );
+  }
+  if (e.envFile !== undefined) lines.push(`env file ${e.envFile}`);
+  if (e.envJson !== undefined) lines.push(`env JSON ${e.envJson}`);
+  for (const m of e.mounts) {
+    const how = m.readOnly ? 'read-only' : m.writtenBack ? 'written back' : 'read-write';
+    lines.push(`mount ${m.path} -> ${m.volume ?? '(not in Docker)'} (${how})`);
+  }
+  return lines;
 }

@@ -74,6 +74,7 @@ export function daemonControl(engagements: Engagements, secret = 'secret'): Prom
     'POST /v1/engagements': (req) => engagements.start(req),
     'POST /v1/engagements/info': (req) => engagements.info(req.workload),
     'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
+    'POST /v1/engagements/describe': (req) => engagements.describe(req),
     'POST /v1/engagements/tar': (req) => engagements.tar(req.workload, req.path),
     'POST /v1/engagements/write': (req) => engagements.write(req),
   });

@@ -24,9 +24,16 @@ const withServer = test.macro(
         quits += 1;
         return { stopping: true };
       },
-      'POST /v1/engagements': (req) => ({ ...req, since: 'now', accepted: 0, refused: 0 }),
+      'POST /v1/engagements': (req) => ({
+        ...req,
+        mounts: [],
+        since: 'now',
+        accepted: 0,
+        refused: 0,
+      }),
       'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
       'POST /v1/engagements/leave': () => ({ ended: false }),
+      'POST /v1/engagements/describe': () => Promise.reject(new Error('not in this test')),
       'POST /v1/engagements/tar': () => Promise.reject(new Error('not in this test')),
       'POST /v1/engagements/write': () => Promise.reject(new Error('not in this test')),
     });
@@ -85,9 +92,16 @@ async function streamServer(
   const server = await ControlServer.listen(0, secret, {
     'GET /v1/status': () => ({ name: 'x' }) as SessionStatus,
     'POST /v1/quit': () => ({ stopping: true }),
-    'POST /v1/engagements': (req) => ({ ...req, since: 'now', accepted: 0, refused: 0 }),
+    'POST /v1/engagements': (req) => ({
+      ...req,
+      mounts: [],
+      since: 'now',
+      accepted: 0,
+      refused: 0,
+    }),
     'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
     'POST /v1/engagements/leave': () => ({ ended: false }),
+    'POST /v1/engagements/describe': () => Promise.reject(new Error('not in this test')),
     'POST /v1/engagements/tar': tar,
     'POST /v1/engagements/write': () => Promise.reject(new Error('not in this test')),
   });

@@ -23,6 +23,7 @@ import { parseWriteRequest } from '../../src/contract/control.js';
 import { Engagements } from '../../src/daemon/engagements.js';
 import { diff, scan, type Entry, type Snapshot } from '../../src/daemon/writeback/scan.js';
 import { batches, startSync } from '../../src/daemon/writeback/sync.js';
+import { engagementLines } from '../../src/render/session.js';
 import { parseAgentRequest } from '../../src/tunnel/agent-protocol.js';
 import { agentWrite } from '../../src/tunnel/agent-client.js';
 import { daemonControl, dial, loopbackAgent } from './agent-fixture.js';
@@ -221,4 +222,35 @@ test('the sync role sends local writes and deletions through the daemon to every
   await writeFile(join(local, 'last.txt'), 'last words');
   await syncer.stop();
   t.is(await readFile(join(podA, 'last.txt'), 'utf8'), 'last words');
+});
+
+test('tp status lists an engagement’s env files and mounts as the CLI described them to the daemon', async (t) => {
+  const engagements = new Engagements(() => Promise.reject(new Error('no agent in this test')));
+  await engagements.start({
+    workload: 'deployment/notes',
+    namespace: 'ns',
+    mode: 'replace',
+    container: 'app',
+    pods: ['notes-1'],
+    ports: [{ port: 8080, protocol: 'TCP', local: 9090, name: 'http' }],
+  });
+  t.teardown(() => engagements.stop());
+  t.throws(() => engagements.describe({ workload: 'deployment/other', mounts: [] }));
+  const status = engagements.describe({
+    workload: 'deployment/notes',
+    envFile: '/tmp/notes.env',
+    mounts: [
+      { path: '/data', volume: 'v-data', readOnly: false, writtenBack: true },
+      { path: '/etc/config', volume: 'v-config', readOnly: true, writtenBack: false },
+      { path: '/etc/one', readOnly: true, writtenBack: false },
+    ],
+  });
+  t.deepEqual(engagementLines(status), [
+    'container app; 1 pod: notes-1',
+    'ports 8080/tcp -> 9090 (http); 0 connections, 0 refused locally',
+    'env file /tmp/notes.env',
+    'mount /data -> v-data (written back)',
+    'mount /etc/config -> v-config (read-only)',
+    'mount /etc/one -> (not in Docker) (read-only)',
+  ]);
 });
