@@ -1,14 +1,18 @@
 /**
- * The in-cluster program: one image, three roles. `manager` dials destinations for daemons;
+ * The in-cluster program: one image, three roles. `manager` dials destinations for daemons and
+ * restores the engagements of sessions that stopped sending heartbeats;
  * `agent <config JSON>` stands in for (replace) or beside (ingest) an engaged container;
  * `probe [port]` is an exec probe of the agent's health port.
  */
 import { AGENT_HEALTH_PORT } from '../src/contract/agent.js';
+import { inClusterWorkloads } from '../src/k8s/in-cluster.js';
+import { DEFAULT_MANAGER_NAMESPACE } from '../src/lib/k8s-keys.js';
 import { clientVersion } from '../src/lib/package-info.js';
 import { parseAgentConfig } from '../src/tunnel/agent-protocol.js';
 import { startAgent } from './agent.js';
 import { probeHealth } from './health.js';
 import { startManager } from './manager.js';
+import { startReaper } from './reaper.js';
 
 const roles = ['manager', 'agent', 'probe'] as const;
 type Role = (typeof roles)[number];
@@ -25,8 +29,25 @@ async function run(role: Role, args: string[]): Promise<(() => Promise<void>) | 
   }
   log({ msg: 'tp agent started', role, version: clientVersion() });
   if (role === 'manager') {
-    const manager = await startManager({ port: Number(process.env.TP_MANAGER_PORT ?? 8181), log });
-    return () => manager.stop();
+    const reaper = startReaper({
+      namespace: process.env.TP_POD_NAMESPACE ?? DEFAULT_MANAGER_NAMESPACE,
+      api: () => inClusterWorkloads(),
+      log,
+    });
+    const manager = await startManager({
+      port: Number(process.env.TP_MANAGER_PORT ?? 8181),
+      log,
+      onHeartbeat: (req) => {
+        reaper.heard(req);
+      },
+    }).catch(async (err: unknown) => {
+      await reaper.stop();
+      throw err;
+    });
+    return async () => {
+      await manager.stop();
+      await reaper.stop();
+    };
   }
   const agent = await startAgent({ config: parseAgentConfig(args[0] ?? ''), log });
   return () => agent.stop();

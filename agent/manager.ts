@@ -1,5 +1,6 @@
 /**
- * tp-manager: dials destinations in the cluster for daemons. It listens on the pod's loopback
+ * tp-manager: dials destinations in the cluster for daemons, and hears their heartbeats (the
+ * reaper, reaper.ts, restores what a silent session engages). It listens on the pod's loopback
  * only, so nothing in the cluster can use it as an open proxy: the one way in is a
  * port-forward through the Kubernetes API, which RBAC already guards.
  */
@@ -14,6 +15,7 @@ import {
   readLine,
   type DialFailure,
   type DialRequest,
+  type HeartbeatRequest,
   type ManagerInfo,
 } from '../src/tunnel/protocol.js';
 import { DatagramTunnel, spliceStream } from '../src/tunnel/frames.js';
@@ -26,6 +28,8 @@ export interface ManagerOptions {
   /** A pre-opened stream may wait this long for its request before it is dropped. */
   requestWaitMs?: number;
   log?: (o: object) => void;
+  /** Called for each heartbeat a daemon sends. */
+  onHeartbeat?: (req: HeartbeatRequest) => void;
 }
 
 export function failureOf(err: unknown): DialFailure {
@@ -72,7 +76,7 @@ export async function startManager(
   const requestWaitMs = opts.requestWaitMs ?? 15 * 60_000;
   const log = opts.log ?? (() => undefined);
   const open = new Set<Socket>();
-  const stats = { streams: 0, tcp: 0, udp: 0, failed: 0 };
+  const stats = { streams: 0, tcp: 0, udp: 0, failed: 0, heartbeats: 0 };
 
   const dialTcp = (stream: Socket, req: DialRequest): void => {
     const target = connect({ host: req.host, port: req.port, allowHalfOpen: true });
@@ -152,6 +156,10 @@ export async function startManager(
         }
         if (req.op === 'info') {
           stream.end(encodeLine({ ...readManagerInfo(), stats }));
+        } else if (req.op === 'heartbeat') {
+          stats.heartbeats += 1;
+          opts.onHeartbeat?.(req);
+          stream.end(encodeLine({ ok: true }));
         } else if (req.proto === 'tcp') {
           dialTcp(stream, req);
         } else {

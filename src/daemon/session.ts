@@ -1,7 +1,8 @@
 /**
- * The daemon's session: the tunnel to tp-manager, the netstack with the cluster's routes,
- * the flow router, cluster DNS for this network namespace and the control API. Everything
- * is stopped in reverse order by `stop()`, which may be called any number of times.
+ * The daemon's session: the tunnel to tp-manager and the heartbeats it carries, the netstack
+ * with the cluster's routes, the flow router, cluster DNS for this network namespace and the
+ * control API. Everything is stopped in reverse order by `stop()`, which may be called any
+ * number of times.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { daemonAccess } from '../k8s/daemon-transport.js';
@@ -15,6 +16,7 @@ import { ClusterDns } from './cluster-dns.js';
 import { AGENT_PORT } from '../contract/agent.js';
 import { ControlServer } from './control.js';
 import { Engagements } from './engagements.js';
+import { graceFromEnv, startHeartbeats } from './heartbeat.js';
 import { KnownNames } from './known-names.js';
 import { startSessionDns, type SessionDns } from './session-dns.js';
 import { Router } from './router.js';
@@ -130,6 +132,15 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
     cleanups.push(() => pool.stop());
     const info = await pool.start();
     log({ msg: 'tunnel ready', manager: locator.current, managerVersion: info.version });
+    const grace = graceFromEnv();
+    const heartbeats = startHeartbeats({
+      send: () => pool.heartbeat(config.name, grace),
+      grace,
+      log,
+    });
+    cleanups.push(() => {
+      heartbeats.stop();
+    });
 
     const router = new Router(pool, config.neverProxy, log);
     mkdirSync(SESSION_DIR, { recursive: true });

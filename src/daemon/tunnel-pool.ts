@@ -11,7 +11,9 @@ import {
   readLine,
   type DialFailure,
   type DialRequest,
+  type HeartbeatRequest,
   type ManagerInfo,
+  type TunnelReply,
 } from '../tunnel/protocol.js';
 import type { TunnelState, TunnelStatus } from '../contract/session.js';
 
@@ -106,6 +108,33 @@ export class TunnelPool implements AsyncDisposable {
         this.status.failedDials += 1;
         return { ok: false, error: 'unreachable', message: `tunnel: ${messageOf(err)}` };
       }
+    }
+  }
+
+  /**
+   * Tells the manager the session is alive, on a stream of its own (a pooled one when there is
+   * one); rejects when the manager cannot be reached or refuses.
+   */
+  async heartbeat(session: string, grace: number): Promise<void> {
+    const req: HeartbeatRequest = { v: TUNNEL_VERSION, op: 'heartbeat', session, grace };
+    if (this.stopped) throw new Error('the tunnel is stopped');
+    for (let attempt = 0; ; attempt++) {
+      const fromPool = this.takeIdle();
+      const stream = fromPool ?? (await this.openCounted());
+      let reply: TunnelReply;
+      try {
+        stream.write(encodeLine(req));
+        reply = JSON.parse(await this.reply(stream)) as TunnelReply;
+      } catch (err) {
+        // A pre-opened stream may have died since: then try a fresh one, as a dial does.
+        if (fromPool !== undefined && attempt === 0) continue;
+        throw err;
+      } finally {
+        stream.destroy();
+        this.refill();
+      }
+      if (!reply.ok) throw new Error(`tp-manager refused the heartbeat: ${reply.message}`);
+      return;
     }
   }
 

@@ -23,7 +23,7 @@ import { clientVersion } from '../lib/package-info.js';
 import type { TpSettings } from '../session/config.js';
 import { ControlClient } from '../session/control-client.js';
 import { agentImage } from '../session/images.js';
-import { LABEL_CONTEXT, LABEL_NAMESPACE } from '../session/naming.js';
+import { LABEL_CONTEXT, LABEL_MANAGER_NAMESPACE, LABEL_NAMESPACE } from '../session/naming.js';
 import { USE_OR_ENV, requireRunningSession } from '../session/status.js';
 import { CONTROL_PORT } from '../contract/session.js';
 import { checkWritable, dockerEnvFile, jsonEnvFile, writePrivate } from './env.js';
@@ -88,6 +88,8 @@ interface Context {
   namespace: string;
   control: ControlClient;
   workloads: WorkloadClient;
+  /** The namespace of the tp-manager the daemon sends heartbeats to. */
+  manager?: string;
 }
 
 async function sessionContext(engine: DockerEngine, session: string | undefined): Promise<Context> {
@@ -95,7 +97,9 @@ async function sessionContext(engine: DockerEngine, session: string | undefined)
   const control = await ControlClient.for(engine, d);
   if (control === undefined) throw new Error(`session ${d.name} has no control API`);
   const { kc, target } = loadKubeConfig({ context: d.labels[LABEL_CONTEXT] ?? '' });
+  const manager = d.labels[LABEL_MANAGER_NAMESPACE];
   return {
+    ...(manager === undefined ? {} : { manager }),
     engine,
     session: d.labels[LABEL_SESSION] ?? d.name,
     daemon: d.id,
@@ -133,6 +137,9 @@ export async function engage(
     ...(opts.container === undefined ? {} : { container: opts.container }),
     ports: opts.ports,
     agentImage: agent.ref,
+    // For tp-manager, which restores the engagement once the session's heartbeats stop.
+    grace: opts.settings.engagementGraceSeconds,
+    ...(ctx.manager === undefined ? {} : { manager: ctx.manager }),
     by: userInfo().username,
     now: new Date().toISOString(),
   });

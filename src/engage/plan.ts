@@ -27,6 +27,13 @@ export interface EngagementRecord {
   since: string;
   /** Who engaged it, as the engaging tp describes its user. */
   by?: string;
+  /**
+   * Seconds without a heartbeat from the session after which tp-manager restores what it
+   * engages (TP_ENGAGEMENT_GRACE when it engaged).
+   */
+  grace?: number;
+  /** The namespace of the tp-manager the session's daemon sends its heartbeats to. */
+  manager?: string;
 }
 
 /** The engagements on a workload, by session name. */
@@ -41,6 +48,10 @@ export interface EngageRequest {
   agentImage: string;
   by?: string;
   now: string;
+  /** The session's grace in seconds, for tp-manager (EngagementRecord.grace). */
+  grace?: number;
+  /** Where the session's tp-manager lives (EngagementRecord.manager). */
+  manager?: string;
 }
 
 export interface Plan {
@@ -77,6 +88,8 @@ export function planEngagement(workload: WorkloadObject, req: EngageRequest): Pl
     ports,
     since: req.now,
     ...(req.by === undefined ? {} : { by: req.by }),
+    ...(req.grace === undefined ? {} : { grace: req.grace }),
+    ...(req.manager === undefined ? {} : { manager: req.manager }),
   };
   const engagements = { ...current, [req.session]: record };
   return {
@@ -111,7 +124,11 @@ export function planLeave(
 
 /** The engagements annotation, read without trusting it: a malformed one counts as none. */
 export function readEngagements(workload: WorkloadObject): Engagements {
-  const raw = workload.metadata.annotations?.[ANNOTATION_ENGAGEMENTS];
+  return parseEngagements(workload.metadata.annotations?.[ANNOTATION_ENGAGEMENTS]);
+}
+
+/** The engagements annotation's value, as readEngagements reads it. */
+export function parseEngagements(raw: string | undefined): Engagements {
   if (raw === undefined) return {};
   try {
     const parsed: unknown = JSON.parse(raw);

@@ -1,16 +1,23 @@
 /**
  * tp-manager in the cluster: a Deployment running the agent image's `manager` role, with a
- * ServiceAccount that has no permissions and no token. No Service: the daemon reaches it only
- * through port-forward, and it listens on the pod's loopback.
+ * ServiceAccount whose ClusterRole lets it read workloads and apply their restore (the reaper,
+ * agent/reaper.ts) and nothing else. No Service: the daemon reaches it only through
+ * port-forward, and it listens on the pod's loopback.
  */
 import {
   AppsV1Api,
   CoreV1Api,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
   type KubeConfig,
+  type V1ClusterRole,
+  type V1ClusterRoleBinding,
   type V1Deployment,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { TpError } from '../lib/errors.js';
+import { DEFAULT_MANAGER_NAMESPACE, FIELD_MANAGER } from '../lib/k8s-keys.js';
 import { LABEL_MANAGED, LABEL_VERSION } from '../lib/labels.js';
 import { httpStatus } from './api-errors.js';
 import { clusterError } from './cluster.js';
@@ -18,7 +25,7 @@ import type { KubeTarget } from './kubeconfig.js';
 
 export const MANAGER_NAME = 'tp-manager';
 export const MANAGER_PORT = 8181;
-export const DEFAULT_MANAGER_NAMESPACE = 'tp-system';
+export { DEFAULT_MANAGER_NAMESPACE };
 const SELECTOR = { 'app.kubernetes.io/name': MANAGER_NAME };
 
 export interface ManagerSpec {
@@ -33,6 +40,8 @@ export interface ManagerState {
   ready: boolean;
   pod?: string;
   podIP?: string;
+  /** Set when the install could not give the manager its ClusterRole, and what that costs. */
+  warning?: string;
 }
 
 function tpMeta(name: string, namespace: string | undefined, version: string) {
@@ -61,10 +70,17 @@ export function managerDeployment(spec: ManagerSpec): V1Deployment {
         metadata: { labels: { ...SELECTOR, [LABEL_MANAGED]: 'true' } },
         spec: {
           serviceAccountName: MANAGER_NAME,
-          automountServiceAccountToken: false,
+          // The reaper's token; the ServiceAccount itself keeps automount off for any other pod.
+          automountServiceAccountToken: true,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 5,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
+          // The restricted Pod Security Standard, as the agent's sidecar meets it.
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           containers: [
             {
               name: 'manager',
@@ -96,9 +112,52 @@ export function managerDeployment(spec: ManagerSpec): V1Deployment {
   };
 }
 
+/**
+ * The name of the ClusterRole and ClusterRoleBinding of the manager in `namespace`. One pair
+ * per manager namespace, so that uninstalling one manager leaves another's permissions be.
+ */
+export function managerRbacName(namespace: string): string {
+  return `${MANAGER_NAME}-${namespace}`;
+}
+
+/**
+ * All the manager may do: find engaged workloads in every namespace (a metadata-only list),
+ * read one, and apply its restore. No pods, no Secrets, nothing it could create or delete.
+ */
+export const MANAGER_RULES = [
+  {
+    apiGroups: ['apps'],
+    resources: ['deployments', 'statefulsets', 'replicasets', 'daemonsets'],
+    verbs: ['get', 'list', 'patch'],
+  },
+];
+
+export function managerRbac(
+  spec: Pick<ManagerSpec, 'namespace' | 'version'>,
+): [V1ClusterRole, V1ClusterRoleBinding] {
+  const name = managerRbacName(spec.namespace);
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: tpMeta(name, undefined, spec.version),
+      rules: MANAGER_RULES,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: tpMeta(name, undefined, spec.version),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace: spec.namespace }],
+    },
+  ];
+}
+
 export class ManagerClient {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly rbac: RbacAuthorizationV1Api;
+  private readonly objects: KubernetesObjectApi;
 
   constructor(
     kc: KubeConfig,
@@ -106,6 +165,8 @@ export class ManagerClient {
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
+    this.rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
   }
 
   /** The manager as it is now, or undefined when it is not installed. */
@@ -145,6 +206,7 @@ export class ManagerClient {
           },
         }),
     );
+    const warning = await this.applyRbac(spec, onStep);
     await this.writeDeployment(spec, onStep);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -153,6 +215,7 @@ export class ManagerClient {
         const state: ManagerState = { namespace, image: spec.image, ready: true };
         if (pod.metadata?.name !== undefined) state.pod = pod.metadata.name;
         if (pod.status?.podIP !== undefined) state.podIP = pod.status.podIP;
+        if (warning !== undefined) state.warning = warning;
         return state;
       }
       if (Date.now() > deadline) {
@@ -168,6 +231,35 @@ export class ManagerClient {
       onStep(`waiting for ${namespace}/${MANAGER_NAME} to be ready`);
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  /**
+   * The manager's ClusterRole and its binding, server-side applied (so two installs at once
+   * agree, and an older install's rules are brought up to date). A user who may not grant
+   * these permissions still gets a manager: one that cannot restore, which the warning says.
+   */
+  private async applyRbac(
+    spec: ManagerSpec,
+    onStep: (msg: string) => void,
+  ): Promise<string | undefined> {
+    for (const obj of managerRbac(spec)) {
+      const what = `clusterrole${obj.kind === 'ClusterRole' ? '' : 'binding'} ${managerRbacName(spec.namespace)}`;
+      onStep(`applying ${what}`);
+      try {
+        await this.objects.patch(
+          obj,
+          undefined,
+          undefined,
+          FIELD_MANAGER,
+          true,
+          PatchStrategy.ServerSideApply,
+        );
+      } catch (err) {
+        if (httpStatus(err) !== 403) throw clusterError(err, this.target);
+        return `not allowed to create ${what}, so tp-manager cannot restore the workloads of a session that stops sending heartbeats (tp leave and tp quit still do)`;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -200,7 +292,10 @@ export class ManagerClient {
     }
   }
 
-  /** Removes what install created: the Deployment, the ServiceAccount, and a namespace tp created. */
+  /**
+   * Removes what install created: the Deployment, the ServiceAccount, the ClusterRole and its
+   * binding, and a namespace tp created.
+   */
   async uninstall(namespace: string): Promise<string[]> {
     const removed: string[] = [];
     const del = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
@@ -217,6 +312,11 @@ export class ManagerClient {
     await del(`serviceaccount ${namespace}/${MANAGER_NAME}`, () =>
       this.core.deleteNamespacedServiceAccount({ name: MANAGER_NAME, namespace }),
     );
+    const rbacName = managerRbacName(namespace);
+    await del(`clusterrolebinding ${rbacName}`, () =>
+      this.rbac.deleteClusterRoleBinding({ name: rbacName }),
+    );
+    await del(`clusterrole ${rbacName}`, () => this.rbac.deleteClusterRole({ name: rbacName }));
     const ns = await this.core.readNamespace({ name: namespace }).catch(() => undefined);
     if (ns?.metadata?.labels?.[LABEL_MANAGED] === 'true') {
       await del(`namespace ${namespace}`, () => this.core.deleteNamespace({ name: namespace }));

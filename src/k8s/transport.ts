@@ -1,7 +1,8 @@
 /**
- * Raw HTTPS and WebSocket access to the API server with the credentials of a KubeConfig.
- * The daemon reaches a server that the kubeconfig names as 127.0.0.1 or localhost through
- * another host name (host.docker.internal, a control-plane container); `verifyHostname` keeps
+ * Raw HTTPS and WebSocket access to the API server, without client-node, with the credentials
+ * of a KubeConfig (the daemon) or of a pod's ServiceAccount (tp-manager, in-cluster.ts). The
+ * daemon reaches a server that the kubeconfig names as 127.0.0.1 or localhost through another
+ * host name (host.docker.internal, a control-plane container); `verifyHostname` keeps
  * certificate verification bound to the name the certificate was issued for.
  */
 import { request } from 'node:https';
@@ -32,8 +33,31 @@ export class ApiStatusError extends Error {
 
 /** GET a JSON document; non-2xx answers reject with ApiStatusError. */
 export function getJson<T>(t: KubeTransport, path: string, timeoutMs = 10_000): Promise<T> {
+  return requestJson<T>(t, { path, timeoutMs });
+}
+
+export interface ApiRequest {
+  path: string;
+  method?: 'GET' | 'PATCH';
+  /** `application/json` unless said otherwise (e.g. a metadata-only list). */
+  accept?: string;
+  body?: { contentType: string; text: string };
+  timeoutMs?: number;
+}
+
+/** One request whose answer is JSON; non-2xx answers reject with ApiStatusError. */
+export function requestJson<T>(t: KubeTransport, opts: ApiRequest): Promise<T> {
+  const { path, method = 'GET', body, timeoutMs = 10_000 } = opts;
   return new Promise((resolve, reject) => {
     const url = new URL(path, t.server);
+    const headers: Record<string, string> = {
+      ...t.headers,
+      Accept: opts.accept ?? 'application/json',
+    };
+    if (body !== undefined) {
+      headers['Content-Type'] = body.contentType;
+      headers['Content-Length'] = String(Buffer.byteLength(body.text));
+    }
     const req = request(
       url,
       {
@@ -41,8 +65,8 @@ export function getJson<T>(t: KubeTransport, path: string, timeoutMs = 10_000): 
         // No pooled socket: the pool's key ignores checkServerIdentity, so a socket verified
         // for one name could be reused for a request that must verify another.
         agent: false,
-        method: 'GET',
-        headers: { ...t.headers, Accept: 'application/json' },
+        method,
+        headers,
         timeout: timeoutMs,
       },
       (res) => {
@@ -50,14 +74,14 @@ export function getJson<T>(t: KubeTransport, path: string, timeoutMs = 10_000): 
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
         res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
+          const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) {
-            reject(new ApiStatusError(status, body, path));
+            reject(new ApiStatusError(status, text, path));
             return;
           }
           try {
-            resolve(JSON.parse(body) as T);
+            resolve(JSON.parse(text) as T);
           } catch (err) {
             reject(err instanceof Error ? err : new Error(String(err)));
           }
@@ -68,6 +92,6 @@ export function getJson<T>(t: KubeTransport, path: string, timeoutMs = 10_000): 
       req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
     );
     req.on('error', reject);
-    req.end();
+    req.end(body?.text);
   });
 }

@@ -1,7 +1,8 @@
 /**
  * Label and annotation keys tp writes in the cluster, all under one DNS prefix, as Kubernetes
- * asks of tools, and the field manager of its server-side applies. `tp.dev` stands for the
- * project's domain: one constant to change when it has its own.
+ * asks of tools, the field manager of its server-side applies, and tp-manager's default
+ * namespace. `tp.dev` stands for the project's domain: one constant to change when it has its
+ * own.
  */
 export const TP_DOMAIN = 'tp.dev';
 export const FIELD_MANAGER = 'tp';
@@ -10,6 +11,8 @@ export const FIELD_MANAGER = 'tp';
  * them (an ingest after a replace) leaves them be rather than removing them.
  */
 export const FIELD_MANAGER_RESTORED = 'tp-restored';
+/** Where tp-manager lives unless TP_MANAGER_NAMESPACE or --manager-namespace says otherwise. */
+export const DEFAULT_MANAGER_NAMESPACE = 'tp-system';
 
 /** On a workload: JSON of the engagements on it, by session. */
 export const ANNOTATION_ENGAGEMENTS = `${TP_DOMAIN}/engagements`;

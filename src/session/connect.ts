@@ -26,6 +26,7 @@ import { MANAGER_PORT, ManagerClient } from '../k8s/manager.js';
 import { requireNamespace } from '../k8s/namespaces.js';
 import { applyProxyFlags, checkCollisions, discoverSubnets } from '../k8s/subnets.js';
 import { TpError } from '../lib/errors.js';
+import { GRACE_ENV } from '../lib/grace.js';
 import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
 import { clientVersion } from '../lib/package-info.js';
 import {
@@ -193,6 +194,8 @@ export async function connectDocker(
       ),
       publishLoopback: [CONTROL_PORT],
       extraHosts: route.extraHosts,
+      // How often it must send heartbeats so that tp-manager leaves its engagements be.
+      env: { [GRACE_ENV]: String(opts.settings.engagementGraceSeconds) },
       files: [
         { path: SESSION_CONFIG_PATH, content: JSON.stringify(config) },
         { path: SESSION_SECRET_PATH, content: secret },
@@ -242,10 +245,13 @@ async function ensureManager(
   await agent.publish();
   const step = progress.step(`Installing tp-manager in ${ns}`);
   try {
-    await manager.install({ namespace: ns, image: agent.ref, version: clientVersion() }, (msg) => {
-      step.update(msg);
-    });
-    step.succeed();
+    const state = await manager.install(
+      { namespace: ns, image: agent.ref, version: clientVersion() },
+      (msg) => {
+        step.update(msg);
+      },
+    );
+    step.succeed(state.warning === undefined ? undefined : `warning: ${state.warning}`);
   } catch (err) {
     step.fail();
     throw err;

@@ -2,7 +2,8 @@
  * The tunnel's wire protocol, shared by the daemon and tp-manager. Every flow is its own
  * port-forward stream, so there is nothing to multiplex: a stream opens with one JSON request
  * line from the daemon and one JSON reply line from the manager, and then carries frames
- * (frames.ts) for the flow's bytes.
+ * (frames.ts) for the flow's bytes. A heartbeat is a stream of its own too: one request, one
+ * reply, closed.
  */
 import type { Readable } from 'node:stream';
 
@@ -26,7 +27,19 @@ export interface InfoRequest {
   op: 'info';
 }
 
-export type TunnelRequest = DialRequest | InfoRequest;
+/**
+ * "This session is alive": sent by the daemon for as long as its session runs, so that
+ * tp-manager restores what a session engages once it has been silent for its grace.
+ */
+export interface HeartbeatRequest {
+  v: typeof TUNNEL_VERSION;
+  op: 'heartbeat';
+  session: string;
+  /** The session's grace in seconds, as the daemon was told it. */
+  grace?: number;
+}
+
+export type TunnelRequest = DialRequest | InfoRequest | HeartbeatRequest;
 
 /** Why a dial failed, in the terms the netstack can answer with (RST or ICMP unreachable). */
 export type DialFailure = 'refused' | 'unreachable' | 'timeout' | 'bad-request';
@@ -56,9 +69,12 @@ export function parseRequest(line: string): TunnelRequest {
     proto?: unknown;
     host?: unknown;
     port?: unknown;
+    session?: unknown;
+    grace?: unknown;
   };
   if (value.v !== TUNNEL_VERSION) throw new Error(`tunnel version ${String(value.v)}`);
   if (value.op === 'info') return { v: TUNNEL_VERSION, op: 'info' };
+  if (value.op === 'heartbeat') return heartbeat(value.session, value.grace);
   if (value.op !== 'dial') throw new Error(`unknown op ${String(value.op)}`);
   const { proto, host, port } = value;
   if (proto !== 'tcp' && proto !== 'udp') throw new Error(`unknown proto ${String(proto)}`);
@@ -67,6 +83,18 @@ export function parseRequest(line: string): TunnelRequest {
     throw new Error(`bad port ${String(port)}`);
   }
   return { v: TUNNEL_VERSION, op: 'dial', proto, host, port };
+}
+
+function heartbeat(session: unknown, grace: unknown): HeartbeatRequest {
+  // A session is named as a Docker container is (src/session/naming.ts).
+  if (typeof session !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,126}$/.test(session)) {
+    throw new Error(`bad session ${JSON.stringify(session)}`);
+  }
+  if (grace === undefined) return { v: TUNNEL_VERSION, op: 'heartbeat', session };
+  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace <= 0) {
+    throw new Error(`bad grace ${JSON.stringify(grace)}`);
+  }
+  return { v: TUNNEL_VERSION, op: 'heartbeat', session, grace };
 }
 
 /**

@@ -43,12 +43,20 @@ test('the daemon loads no module of the CLI, and neither Docker nor client-node'
   t.false(packages.includes('@kubernetes/client-node'));
 });
 
-test('the in-cluster agent loads only the tunnel protocol, the small libraries and tar-stream', async (t) => {
+test('the in-cluster agent loads only the tunnel protocol, the small libraries, the engagement plan, raw API access and tar-stream', async (t) => {
   const { files, packages } = await moduleClosure(dist, 'agent/main.js');
   const outside = files.filter(
     (f) => !['agent/', 'src/tunnel/', 'src/lib/', 'src/contract/'].some((p) => f.startsWith(p)),
   );
-  t.deepEqual(outside, []);
+  // tp-manager's reaper restores as `tp leave` does: the same pure plan, applied through
+  // node:https as its ServiceAccount.
+  t.deepEqual(outside, [
+    'src/engage/agent-container.js',
+    'src/engage/plan.js',
+    'src/engage/ports.js',
+    'src/k8s/in-cluster.js',
+    'src/k8s/transport.js',
+  ]);
   t.deepEqual(packages, ['tar-stream']);
   // So its image copies tar-stream and tar-stream's own dependencies, and no other package.
   const { packages: copied } = await imageContext('agent', root);
