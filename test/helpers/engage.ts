@@ -122,9 +122,18 @@ export function echoWorkload(opts: {
 
 /**
  * A workload (`kind/name`) as its user sees it, less what the API server maintains
- * (resourceVersion, generation, managedFields, status, the Deployment's revision annotation):
- * what an engagement's restore must give back field by field.
+ * (resourceVersion, generation, managedFields, status, the template revisions it counts in
+ * annotations): what an engagement's restore must give back field by field.
  */
+/**
+ * The Deployment's revision, and the DaemonSet's template generation (apps/v1 conversion of
+ * spec.templateGeneration, which an update may not set): counted by the API server.
+ */
+const SERVER_ANNOTATIONS = new Set([
+  'deployment.kubernetes.io/revision',
+  'deprecated.daemonset.template.generation',
+]);
+
 export async function workloadSpec(namespace: string, ref: string): Promise<unknown> {
   const w = JSON.parse(await kubectlOk(['-n', namespace, 'get', ref, '-o', 'json'])) as {
     metadata: Record<string, unknown> & { annotations?: Record<string, string> };
@@ -132,9 +141,7 @@ export async function workloadSpec(namespace: string, ref: string): Promise<unkn
   };
   const { resourceVersion: _rv, generation: _gen, managedFields: _mf, ...metadata } = w.metadata;
   const annotations = Object.fromEntries(
-    Object.entries(w.metadata.annotations ?? {}).filter(
-      ([k]) => k !== 'deployment.kubernetes.io/revision',
-    ),
+    Object.entries(w.metadata.annotations ?? {}).filter(([k]) => !SERVER_ANNOTATIONS.has(k)),
   );
   return { metadata: { ...metadata, annotations }, spec: w.spec };
 }
