@@ -151,19 +151,41 @@ export async function engage(
   await agent.publish();
 
   const step = progress.step(`Engaging ${id(found)} (${opts.mode})`);
+  const agentContainer = opts.mode === 'replace' ? plan.container : SIDECAR;
+  const start = (pods: string[]): Promise<unknown> =>
+    ctx.control.call('POST /v1/engagements', {
+      workload: id(found),
+      namespace: ctx.namespace,
+      mode: opts.mode,
+      container: plan.container,
+      pods,
+      ports: plan.ports,
+    });
   let applied: ReadWorkload;
+  let early: string[] = [];
   try {
     applied = await ctx.workloads.apply(plan.apply);
-    await ctx.workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
+    // The cluster sends the first agent pod traffic once it is Ready, before the old pods are
+    // gone and the rollout is done: the daemon's streams to it open then, not after.
+    const rolledOut = ctx.workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
       step.update(m);
     });
+    if (plan.ports.length > 0) {
+      const ready = applied;
+      early = await firstReady(rolledOut, () =>
+        ctx.workloads.podsRunning(ready, agentContainer, agent.ref),
+      );
+      if (early.length > 0) await start(early);
+    }
+    await rolledOut;
     step.succeed();
   } catch (err) {
     step.fail();
+    if (early.length > 0)
+      await ctx.control.call('POST /v1/engagements/leave', { workload: id(found) }).catch(() => 0);
     await restoreQuietly(ctx, found);
     throw err;
   }
-  const agentContainer = opts.mode === 'replace' ? plan.container : SIDECAR;
   const pods = await ctx.workloads.podsRunning(applied, agentContainer, agent.ref);
   const result: EngageResult = {
     session: ctx.session,
@@ -180,14 +202,7 @@ export async function engage(
     mounts: [],
   };
   try {
-    await ctx.control.call('POST /v1/engagements', {
-      workload: result.workload,
-      namespace: ctx.namespace,
-      mode: opts.mode,
-      container: plan.container,
-      pods,
-      ports: plan.ports,
-    });
+    if (pods.join() !== early.join()) await start(pods);
     const info = await ctx.control.call(
       'POST /v1/engagements/info',
       { workload: result.workload },
@@ -253,6 +268,25 @@ export async function engage(
   await leave(engine, { workload: result.workload, session: ctx.session }, progress);
   result.state = 'ENDED';
   return result;
+}
+
+/** The first agent pods found Ready while the rollout runs; none once it ended first. */
+async function firstReady(
+  rollout: Promise<void>,
+  ready: () => Promise<string[]>,
+): Promise<string[]> {
+  let over = false;
+  const ended = rollout.then(
+    () => (over = true),
+    () => (over = true),
+  );
+  const running = (): boolean => !over;
+  while (running()) {
+    const pods = await ready().catch(() => []);
+    if (pods.length > 0) return pods;
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 200))]);
+  }
+  return [];
 }
 
 function describe(r: EngageResult): EngagementDetails {
