@@ -17,6 +17,7 @@ import {
   type WriteResult,
 } from '../contract/control.js';
 import { agentInfo, agentTar, agentWrite } from '../tunnel/agent-client.js';
+import type { ControlHandlers } from './control.js';
 import { Inbound } from './inbound.js';
 
 interface Active {
@@ -141,6 +142,20 @@ export class Engagements {
   async stop(): Promise<void> {
     await Promise.all([...this.active.keys()].map((w) => this.leave(w)));
   }
+}
+
+/** The control API's engagement routes, each answered by `engagements`. */
+export function engagementRoutes(
+  engagements: Engagements,
+): Pick<ControlHandlers, Extract<keyof ControlHandlers, `POST /v1/engagements${string}`>> {
+  return {
+    'POST /v1/engagements': (req) => engagements.start(req),
+    'POST /v1/engagements/info': (req) => engagements.info(req.workload),
+    'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
+    'POST /v1/engagements/describe': (req) => engagements.describe(req),
+    'POST /v1/engagements/tar': (req) => engagements.tar(req.workload, req.path),
+    'POST /v1/engagements/write': (req) => engagements.write(req),
+  };
 }
 
 /** Bytes of names the tar's header may carry: clients refuse headers over 16 KiB. */

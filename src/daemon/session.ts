@@ -15,7 +15,7 @@ import { clientVersion } from '../lib/package-info.js';
 import { ClusterDns } from './cluster-dns.js';
 import { AGENT_PORT } from '../contract/agent.js';
 import { ControlServer } from './control.js';
-import { Engagements } from './engagements.js';
+import { Engagements, engagementRoutes } from './engagements.js';
 import { graceFromEnv, startHeartbeats } from './heartbeat.js';
 import { KnownNames } from './known-names.js';
 import { startSessionDns, type SessionDns } from './session-dns.js';
@@ -224,12 +224,7 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
         setImmediate(() => void stop());
         return { stopping: true };
       },
-      'POST /v1/engagements': (req) => engagements.start(req),
-      'POST /v1/engagements/info': (req) => engagements.info(req.workload),
-      'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
-      'POST /v1/engagements/describe': (req) => engagements.describe(req),
-      'POST /v1/engagements/tar': (req) => engagements.tar(req.workload, req.path),
-      'POST /v1/engagements/write': (req) => engagements.write(req),
+      ...engagementRoutes(engagements),
     });
     cleanups.push(() => control.stop());
     log({ msg: 'session ready', routes: config.routes, namespace: config.namespace });

@@ -68,14 +68,7 @@ export async function startSyncer(engine: DockerEngine, spec: SyncerSpec): Promi
     });
   }
   let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopped ??= (async () => {
-      await engine.client
-        .getContainer(helper.id)
-        .stop({ t: STOP_GRACE_S })
-        .catch(() => undefined);
-      await helper.stop();
-    })());
+  const stop = (): Promise<void> => (stopped ??= stopAndRemove(engine, helper.id));
   return { container: helper.name, stop, [Symbol.asyncDispose]: stop };
 }
 
@@ -88,14 +81,15 @@ export async function stopSyncers(
   labels: Readonly<Record<string, string>>,
 ): Promise<string[]> {
   const { containers } = await engine.listLabelled({ ...labels, [LABEL_COMPONENT]: 'syncer' });
-  await Promise.all(
-    containers.map(async (c) => {
-      await engine.client
-        .getContainer(c.id)
-        .stop({ t: STOP_GRACE_S })
-        .catch(() => undefined);
-      await engine.removeContainer(c.id);
-    }),
-  );
+  await Promise.all(containers.map((c) => stopAndRemove(engine, c.id)));
   return containers.map((c) => c.name);
+}
+
+/** SIGTERM, which makes the helper send what is left, then the container goes. */
+async function stopAndRemove(engine: DockerEngine, id: string): Promise<void> {
+  await engine.client
+    .getContainer(id)
+    .stop({ t: STOP_GRACE_S })
+    .catch(() => undefined);
+  await engine.removeContainer(id);
 }

@@ -8,7 +8,7 @@ import { startAgent, type Agent, type AgentOptions } from '../../agent/agent.js'
 import type { AgentConfig } from '../../src/contract/agent.js';
 import type { SessionStatus } from '../../src/contract/session.js';
 import { ControlServer } from '../../src/daemon/control.js';
-import type { Engagements } from '../../src/daemon/engagements.js';
+import { engagementRoutes, type Engagements } from '../../src/daemon/engagements.js';
 
 /** A port free for both TCP and UDP on 127.0.0.1 (engaged ports may be either). */
 export async function freePort(): Promise<number> {
@@ -71,11 +71,6 @@ export function daemonControl(engagements: Engagements, secret = 'secret'): Prom
   return ControlServer.listen(0, secret, {
     'GET /v1/status': () => ({ name: 'x' }) as SessionStatus,
     'POST /v1/quit': () => ({ stopping: true }),
-    'POST /v1/engagements': (req) => engagements.start(req),
-    'POST /v1/engagements/info': (req) => engagements.info(req.workload),
-    'POST /v1/engagements/leave': (req) => engagements.leave(req.workload),
-    'POST /v1/engagements/describe': (req) => engagements.describe(req),
-    'POST /v1/engagements/tar': (req) => engagements.tar(req.workload, req.path),
-    'POST /v1/engagements/write': (req) => engagements.write(req),
+    ...engagementRoutes(engagements),
   });
 }

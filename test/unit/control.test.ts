@@ -15,6 +15,16 @@ import { ControlClient } from '../../src/session/control-client.js';
 
 const secret = 'test-secret';
 
+const notInThisTest = (): Promise<never> => Promise.reject(new Error('not in this test'));
+
+/** The engagement routes neither server here is about. */
+const engagementStubs = {
+  'POST /v1/engagements': (req) => ({ ...req, mounts: [], since: 'now', accepted: 0, refused: 0 }),
+  'POST /v1/engagements/info': notInThisTest,
+  'POST /v1/engagements/leave': () => ({ ended: false }),
+  'POST /v1/engagements/describe': notInThisTest,
+} satisfies Partial<ControlHandlers>;
+
 const withServer = test.macro(
   async (t, body: (t: import('ava').ExecutionContext, base: string) => Promise<void>) => {
     let quits = 0;
@@ -24,18 +34,9 @@ const withServer = test.macro(
         quits += 1;
         return { stopping: true };
       },
-      'POST /v1/engagements': (req) => ({
-        ...req,
-        mounts: [],
-        since: 'now',
-        accepted: 0,
-        refused: 0,
-      }),
-      'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
-      'POST /v1/engagements/leave': () => ({ ended: false }),
-      'POST /v1/engagements/describe': () => Promise.reject(new Error('not in this test')),
-      'POST /v1/engagements/tar': () => Promise.reject(new Error('not in this test')),
-      'POST /v1/engagements/write': () => Promise.reject(new Error('not in this test')),
+      ...engagementStubs,
+      'POST /v1/engagements/tar': notInThisTest,
+      'POST /v1/engagements/write': notInThisTest,
     });
     await body(t, `http://127.0.0.1:${server.port}`);
     t.log(`quit called ${quits} times`);
@@ -92,18 +93,9 @@ async function streamServer(
   const server = await ControlServer.listen(0, secret, {
     'GET /v1/status': () => ({ name: 'x' }) as SessionStatus,
     'POST /v1/quit': () => ({ stopping: true }),
-    'POST /v1/engagements': (req) => ({
-      ...req,
-      mounts: [],
-      since: 'now',
-      accepted: 0,
-      refused: 0,
-    }),
-    'POST /v1/engagements/info': () => Promise.reject(new Error('not in this test')),
-    'POST /v1/engagements/leave': () => ({ ended: false }),
-    'POST /v1/engagements/describe': () => Promise.reject(new Error('not in this test')),
+    ...engagementStubs,
     'POST /v1/engagements/tar': tar,
-    'POST /v1/engagements/write': () => Promise.reject(new Error('not in this test')),
+    'POST /v1/engagements/write': notInThisTest,
   });
   return { server, client: ControlClient.at(`http://127.0.0.1:${server.port}`, secret) };
 }
