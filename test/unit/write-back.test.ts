@@ -177,7 +177,7 @@ test('the agent refuses writes to a read-only mount, an unknown path, and throug
   t.is(await lstat(join(frozen, 'x')).catch(() => undefined), undefined);
 });
 
-test('the sync role sends local writes and deletions through the daemon to every pod, and what is unsent when stopped', async (t) => {
+test('the sync role sends local writes, deletions and links (as links) through the daemon to every pod, and what is unsent when stopped', async (t) => {
   const local = await tempDir(t);
   const podA = await tempDir(t);
   await writeFile(join(local, 'kept.txt'), 'copied from the pod');
@@ -217,6 +217,15 @@ test('the sync role sends local writes and deletions through the daemon to every
   }
   t.log(`written back after ${Date.now() - start} ms`);
   t.is(await readFile(join(podA, 'kept.txt'), 'utf8'), 'copied from the pod');
+
+  // A link stays a link in the pod, not a copy of what it points at.
+  await symlink('kept.txt', join(local, 'alias'));
+  const linkStart = Date.now();
+  while ((await readlink(join(podA, 'alias')).catch(() => '')) !== 'kept.txt') {
+    if (Date.now() - linkStart > 2000) t.fail('the link was not written back within 2 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.true((await lstat(join(podA, 'alias'))).isSymbolicLink());
 
   // Written just before the stop: the stop sends it.
   await writeFile(join(local, 'last.txt'), 'last words');

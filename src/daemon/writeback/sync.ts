@@ -7,7 +7,7 @@
  * A change is noticed by inotify (a recursive fs.watch) and by a walk every `pollMs` for
  * what inotify misses; each mount is walked whole and compared with what was last sent.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { constants, watch, type FSWatcher } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -88,7 +88,8 @@ export async function packChanges(dir: string, send: readonly string[]): Promise
 
 async function addEntry(pack: Pack, dir: string, rel: string): Promise<void> {
   const path = join(dir, rel);
-  const file = await open(path, 'r').catch(() => undefined);
+  // Not through a link: the walk saw a link, and the pod gets the link.
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
   if (file === undefined) {
     // A link, or gone since the walk: the next walk sees which.
     const st = await lstat(path).catch(() => undefined);
@@ -108,8 +109,8 @@ async function addEntry(pack: Pack, dir: string, rel: string): Promise<void> {
     if (!st.isFile()) return;
     // Only the bytes there when opened: a file still growing makes a valid entry, and its
     // next size is a change the next walk sends.
-    const data = st.size === 0 ? Buffer.alloc(0) : Buffer.alloc(st.size);
-    const { bytesRead } = st.size === 0 ? { bytesRead: 0 } : await file.read(data, 0, st.size, 0);
+    const data = Buffer.alloc(st.size);
+    const { bytesRead } = await file.read(data, 0, st.size, 0);
     await entry(pack, { ...meta, type: 'file', size: bytesRead }, data.subarray(0, bytesRead));
   } finally {
     await file.close();
