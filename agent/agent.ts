@@ -24,6 +24,8 @@ import { AcceptQueue, listenTcp, listenUdp, type Listener } from './engaged.js';
 import { listenHealth } from './health.js';
 import { walkMount, writeMountTar } from './mount-tar.js';
 import { applyWrite } from './mount-write.js';
+import { listenProxy, type ProxyListener } from './proxy/port.js';
+import { Taps } from './taps.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -38,6 +40,10 @@ export interface AgentOptions {
   udpIdleMs?: number;
   /** A stream that sends no request line within this is dropped. */
   requestWaitMs?: number;
+  /** Where a proxied port's app listens: the pod's loopback. */
+  appHost?: string;
+  /** A tap whose daemon says nothing for this long is dropped (TAP_SILENCE_MS). */
+  tapSilenceMs?: number;
   env?: NodeJS.ProcessEnv;
   /** Where the pod's ServiceAccount token would be mounted (a folder of the loopback tests). */
   serviceAccountDir?: string;
@@ -88,6 +94,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     s.once('close', () => open.delete(s));
   };
   const queue = new AcceptQueue(opts.acceptWaitMs ?? 5000);
+  const proxies = config.proxies ?? [];
+  const taps = new Taps({
+    targets: proxies.map((p) => p.target),
+    acceptWaitMs: opts.acceptWaitMs ?? 5000,
+    track,
+    log,
+    ...(opts.tapSilenceMs === undefined ? {} : { silenceMs: opts.tapSilenceMs }),
+  });
   const info: AgentInfo = {
     version: clientVersion(),
     container: config.container,
@@ -157,6 +171,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     if (req.op === 'info') stream.end(encodeLine(reply({ ok: true, info })));
     else if (req.op === 'tar') void sendTar(stream, req.path);
     else if (req.op === 'write') void receiveWrite(stream, req.path, req.deletes);
+    else if (req.op === 'tap') void taps.serve(stream, req);
+    else if (req.session !== undefined) taps.offer(req.session, stream);
     else queue.offer(stream);
   };
 
@@ -179,12 +195,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       .catch(() => stream.destroy());
   });
 
-  const listeners: Listener[] = [];
+  const listeners: (Listener | ProxyListener)[] = [];
   let health: Server | undefined;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
       queue.close();
+      taps.close();
       for (const s of open) s.destroy();
       health?.closeAllConnections();
       await Promise.all([
@@ -224,6 +241,21 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         throw new Error(`cannot listen on ${p.protocol} port ${p.port}: ${String(err)}`);
       }
     }
+    for (const p of proxies) {
+      try {
+        listeners.push(
+          await listenProxy(p, {
+            appHost: opts.appHost ?? '127.0.0.1',
+            host: publicHost,
+            taps: (target) => taps.at(target),
+            track,
+            log,
+          }),
+        );
+      } catch (err) {
+        throw new Error(`cannot listen on proxied port ${p.listen}: ${String(err)}`);
+      }
+    }
     // Last, so that the pod turns Ready only once the engaged ports listen.
     health = await listenHealth(opts.healthPort ?? AGENT_HEALTH_PORT, publicHost);
   } catch (err) {
@@ -245,6 +277,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     port: agent.port,
     healthPort: agent.healthPort,
     engaged: config.ports.map((p) => `${p.port}/${p.protocol}`),
+    proxied: proxies.map((p) => `${p.listen}->${p.target}`),
   });
   return agent;
 }

@@ -132,10 +132,20 @@ function reset(client: Socket): void {
 }
 
 export interface Listener {
+  /** The port it listens on: `p.port`, or the one the system chose for `bindPort` 0. */
+  readonly port: number;
   close(): Promise<void>;
 }
 
-export async function listenTcp(p: AgentPort, opts: EngagedOptions): Promise<Listener> {
+/**
+ * Clients of `p` handed to the queue's streams. `bindPort` listens elsewhere while the conn
+ * reply still names `p.port`: a session's loopback door at a proxied port (agent/taps.ts).
+ */
+export async function listenTcp(
+  p: AgentPort,
+  opts: EngagedOptions,
+  bindPort = p.port,
+): Promise<Listener> {
   const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
     opts.track(client);
     const src = addressOf(client.remoteAddress, client.remotePort);
@@ -153,8 +163,10 @@ export async function listenTcp(p: AgentPort, opts: EngagedOptions): Promise<Lis
     client.on('error', () => undefined);
     client.once('close', cancel);
   });
-  await listen(server, p.port, opts.host);
+  await listen(server, bindPort, opts.host);
+  const address = server.address();
   return {
+    port: typeof address === 'object' && address !== null ? address.port : bindPort,
     close: () =>
       new Promise((resolve) =>
         server.close(() => {
@@ -200,6 +212,7 @@ export async function listenUdp(p: AgentPort, opts: EngagedOptions): Promise<Lis
     });
   });
   return {
+    port: p.port,
     close: () =>
       new Promise((resolve) => {
         for (const f of [...flows.values()]) f.close();

@@ -95,3 +95,17 @@ func runTCP(args []string) error {
 	fmt.Println(string(out))
 	return nil
 }
+
+// headerFlags collects repeated -header k=v flags of the client roles.
+type headerFlags [][2]string
+
+func (h *headerFlags) String() string { return fmt.Sprint(*h) }
+
+func (h *headerFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not k=v", s)
+	}
+	*h = append(*h, [2]string{k, v})
+	return nil
+}

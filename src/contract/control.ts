@@ -8,9 +8,11 @@ import {
   relativeMountPath,
   type AgentInfo,
   type EngageMode,
+  type HttpFilter,
   type Protocol,
   type TarReply,
 } from './agent.js';
+import { parseHttpFilter } from './http-filter.js';
 import type { SessionStatus } from './session.js';
 
 /**
@@ -60,6 +62,8 @@ export interface EngagementStart {
   /** The pods whose agent answers. */
   pods: string[];
   ports: EngagedPort[];
+  /** intercept, wiretap: the app port the agent proxies, and what of its traffic to take. */
+  tap?: { target: number; filter?: HttpFilter };
 }
 
 /** What the CLI learnt once the engagement ran: where it put the env and the mounts. */
@@ -85,6 +89,9 @@ export interface EngagementStatus extends EngagementStart, Omit<EngagementDetail
   /** Connections from the cluster carried to local ports, and those the local side refused. */
   accepted: number;
   refused: number;
+  /** intercept, wiretap: what the agents sent this session, and wiretap copies they dropped. */
+  taken?: number;
+  dropped?: number;
 }
 
 export interface ControlApi {
@@ -216,8 +223,17 @@ export const parseEngagementStart: BodyParser<EngagementStart> = (body) => {
         ...(typeof p.name === 'string' ? { name: p.name } : {}),
       };
     }),
+    ...(o.tap === undefined ? {} : { tap: tapOf(o.tap) }),
   };
 };
+
+function tapOf(value: unknown): NonNullable<EngagementStart['tap']> {
+  const o = fields(value);
+  return {
+    target: portNumber(o.target, 'tap.target'),
+    ...(o.filter === undefined ? {} : { filter: parseHttpFilter(o.filter, 'tap.filter') }),
+  };
+}
 
 const optionalText = (o: Fields, key: string): Record<string, string> =>
   o[key] === undefined ? {} : { [key]: text(o, key) };

@@ -19,12 +19,14 @@ import {
 import { agentInfo, agentTar, agentWrite } from '../tunnel/agent-client.js';
 import type { ControlHandlers } from './control.js';
 import { Inbound } from './inbound.js';
+import { TapStreams } from './tap-streams.js';
 
 interface Active {
   start: EngagementStart;
   details?: Omit<EngagementDetails, 'workload'>;
   since: string;
   inbound: Inbound | undefined;
+  taps: TapStreams | undefined;
 }
 
 export class Engagements {
@@ -34,22 +36,42 @@ export class Engagements {
     /** Opens a raw stream to the agent of a pod (a port-forward to its agent port). */
     private readonly openAgent: (namespace: string, pod: string) => Promise<Duplex>,
     private readonly log: (o: object) => void = () => undefined,
+    /** The session's name: what the agents know its taps by. */
+    private readonly session = 'tp',
   ) {}
 
   /** Starts (or, for the same workload, restarts) carrying the engagement's connections. */
   async start(req: EngagementStart): Promise<EngagementStatus> {
     await this.leave(req.workload);
+    const open = (pod: string): Promise<Duplex> => this.openAgent(req.namespace, pod);
+    const taps =
+      req.tap === undefined || (req.mode !== 'intercept' && req.mode !== 'wiretap')
+        ? undefined
+        : new TapStreams({
+            open,
+            pods: req.pods,
+            tap: { session: this.session, mode: req.mode, ...req.tap },
+            log: this.log,
+          });
     const inbound =
       req.ports.length === 0
         ? undefined
         : new Inbound({
-            open: (pod) => this.openAgent(req.namespace, pod),
+            // The agent hands a session streams only once it taps there.
+            open:
+              taps === undefined
+                ? open
+                : async (pod) => {
+                    await taps.ready(pod);
+                    return open(pod);
+                  },
             pods: req.pods,
             ports: new Map(req.ports.map((p) => [p.port, p.local])),
             log: this.log,
+            ...(taps === undefined ? {} : { session: this.session }),
           });
     inbound?.start();
-    const active: Active = { start: req, since: new Date().toISOString(), inbound };
+    const active: Active = { start: req, since: new Date().toISOString(), inbound, taps };
     this.active.set(req.workload, active);
     this.log({ msg: 'engagement started', workload: req.workload, mode: req.mode, pods: req.pods });
     return statusOf(active);
@@ -130,6 +152,8 @@ export class Engagements {
     const a = this.active.get(workload);
     if (a === undefined) return { ended: false };
     this.active.delete(workload);
+    // The tap first: the agent sends no more of this session's traffic once it ends.
+    await a.taps?.stop();
     await a.inbound?.stop();
     this.log({ msg: 'engagement ended', workload });
     return { ended: true };
@@ -178,6 +202,7 @@ export function namedWithin(names: readonly string[], budget = SKIPPED_HEADER_BU
 
 function statusOf(a: Active): EngagementStatus {
   const stats = a.inbound?.stats();
+  const tapped = a.taps?.stats();
   return {
     ...a.start,
     mounts: [],
@@ -185,5 +210,6 @@ function statusOf(a: Active): EngagementStatus {
     since: a.since,
     accepted: stats?.accepted ?? 0,
     refused: stats?.refused ?? 0,
+    ...tapped,
   };
 }

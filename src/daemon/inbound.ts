@@ -22,6 +22,8 @@ export interface InboundOptions {
   ports: ReadonlyMap<number, number>;
   /** Accept streams kept waiting at each pod. */
   streamsPerPod?: number;
+  /** intercept, wiretap: the session whose taps the streams wait for (agent/taps.ts). */
+  session?: string;
   localHost?: string;
   dialTimeoutMs?: number;
   udpIdleMs?: number;
@@ -170,7 +172,13 @@ export class Inbound implements AsyncDisposable {
     pod.waiting.add(stream);
     // Errors surface as the close readLine and spliceStream see; unheard, they would throw.
     stream.on('error', () => undefined);
-    stream.write(encodeLine({ op: 'accept' }));
+    stream.write(
+      encodeLine(
+        this.opts.session === undefined
+          ? { op: 'accept' }
+          : { op: 'accept', session: this.opts.session },
+      ),
+    );
     readLine(stream, AGENT_MAX_REPLY).then(
       (line) => {
         pod.waiting.delete(stream);

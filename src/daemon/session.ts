@@ -188,6 +188,7 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
     const engagements = new Engagements(
       (namespace, pod) => openPortForward(transport, { namespace, pod, port: AGENT_PORT }),
       log,
+      config.name,
     );
     cleanups.push(() => engagements.stop());
 

@@ -11,9 +11,13 @@ import {
   type AgentReply,
   type AgentRequest,
   type MountRoot,
+  type ProxyPort,
+  type Tap,
+  type TapStats,
   type Protocol,
   type TarReply,
 } from '../contract/agent.js';
+import { parseHttpFilter } from '../contract/http-filter.js';
 
 /** An `info` reply carries the whole environment, which a ConfigMap can make large. */
 export const AGENT_MAX_REPLY = 4 * 1024 * 1024;
@@ -73,7 +77,13 @@ function mounts(value: unknown, what: string): AgentConfig['mounts'] {
 
 export function parseAgentRequest(line: string): AgentRequest {
   const o = object(JSON.parse(line), 'the request');
-  if (o.op === 'info' || o.op === 'accept') return { op: o.op };
+  if (o.op === 'info') return { op: 'info' };
+  if (o.op === 'accept') {
+    return o.session === undefined
+      ? { op: 'accept' }
+      : { op: 'accept', session: sessionName(o.session, 'session') };
+  }
+  if (o.op === 'tap') return { op: 'tap', ...tap(o) };
   if (o.op === 'tar') return { op: 'tar', path: absolutePath(o.path, 'path') };
   if (o.op === 'write') {
     return {
@@ -83,6 +93,34 @@ export function parseAgentRequest(line: string): AgentRequest {
     };
   }
   throw new Error(`unknown op ${String(o.op)}`);
+}
+
+function sessionName(value: unknown, what: string): string {
+  const s = string(value, what);
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(s)) throw new Error(`${what} is not a name`);
+  return s;
+}
+
+function tap(o: Fields): Tap {
+  if (o.mode !== 'intercept' && o.mode !== 'wiretap')
+    throw new Error('mode is not intercept or wiretap');
+  const t: Tap = {
+    session: sessionName(o.session, 'session'),
+    mode: o.mode,
+    target: port(o.target, 'target'),
+  };
+  if (o.filter !== undefined) t.filter = parseHttpFilter(o.filter, 'filter');
+  return t;
+}
+
+function proxyPort(value: unknown, what: string): ProxyPort {
+  const o = object(value, what);
+  const p: ProxyPort = {
+    listen: port(o.listen, `${what}.listen`),
+    target: port(o.target, `${what}.target`),
+  };
+  if (o.appProtocol !== undefined) p.appProtocol = string(o.appProtocol, `${what}.appProtocol`);
+  return p;
 }
 
 function info(value: unknown): AgentInfo {
@@ -142,6 +180,15 @@ export function parseAgentReply(line: string): AgentReply {
       },
     };
   }
+  if (o.tapped === true) return { ok: true, tapped: true };
+  if (o.tapStats !== undefined) {
+    const t = object(o.tapStats, 'tapStats');
+    const stats: TapStats = {
+      taken: count(t.taken, 'tapStats.taken'),
+      dropped: count(t.dropped, 'tapStats.dropped'),
+    };
+    return { ok: true, tapStats: stats };
+  }
   if (o.conn !== undefined) {
     const c = object(o.conn, 'conn');
     return {
@@ -153,7 +200,7 @@ export function parseAgentReply(line: string): AgentReply {
       },
     };
   }
-  throw new Error('the reply is neither info, tar, written nor conn');
+  throw new Error('the reply is neither info, tar, written, tapped, tapStats nor conn');
 }
 
 /** The agent role's argument, written by tp into the pod spec. */
@@ -171,5 +218,8 @@ export function parseAgentConfig(json: string): AgentConfig {
     ports,
     mounts: mounts(o.mounts, 'mounts'),
     ownEnv: array(o.ownEnv, 'ownEnv').map((n) => string(n, 'ownEnv')),
+    ...(o.proxies === undefined
+      ? {}
+      : { proxies: array(o.proxies, 'proxies').map((p, i) => proxyPort(p, `proxies[${i}]`)) }),
   };
 }
