@@ -13,6 +13,11 @@ import {
   type EngagementRecord,
   type Engagements,
 } from '../src/engage/plan.js';
+import {
+  planServiceSwitch,
+  serviceRestore,
+  type PortSwitch,
+} from '../src/engage/service-switch.js';
 import { appsKinds, type AppsKind, type WorkloadApi } from '../src/k8s/in-cluster.js';
 import { messageOf } from '../src/lib/errors.js';
 import { DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS } from '../src/lib/grace.js';
@@ -129,6 +134,45 @@ export interface Reaper {
   stop(): Promise<void>;
 }
 
+/**
+ * The ports of Service `name` that `records` switch to an agent: what stays switched once the
+ * others are restored.
+ */
+export function serviceSwitches(records: readonly EngagementRecord[], name: string): PortSwitch[] {
+  const out: PortSwitch[] = [];
+  for (const { service: s } of records) {
+    if (s?.name !== name) continue;
+    if (!out.some((o) => o.port === s.port && o.protocol === s.protocol))
+      out.push({ port: s.port, protocol: s.protocol, listen: s.listen });
+  }
+  return out;
+}
+
+/**
+ * Points the Service port an engagement switched back at the app, before the agent it points
+ * at goes: unless another engagement, of any workload, still switches that port. The ports
+ * others switch stay switched. True when it applied something.
+ */
+async function releaseService(
+  api: WorkloadApi,
+  namespace: string,
+  own: NonNullable<EngagementRecord['service']>,
+  remaining: readonly EngagementRecord[],
+): Promise<boolean> {
+  // The record is read from an annotation anyone may edit.
+  if (typeof own.name !== 'string' || own.name === '') return false;
+  const switches = serviceSwitches(remaining, own.name);
+  if (switches.some((s) => s.port === own.port && s.protocol === own.protocol)) return false;
+  const service = await api.readService(namespace, own.name);
+  if (service === undefined) return false;
+  const plan =
+    switches.length === 0 ? serviceRestore(service) : planServiceSwitch(service, switches);
+  if (plan === undefined) return false;
+  await api.applyService(plan.apply, FIELD_MANAGER);
+  if (plan.handover !== undefined) await api.applyService(plan.handover, FIELD_MANAGER_RESTORED);
+  return true;
+}
+
 /** The reaper without its timer: `sweep()` is called by startReaper, or by a test. */
 export function createReaper(opts: ReaperOptions): Reaper {
   const now = opts.now ?? Date.now;
@@ -188,16 +232,30 @@ export function createReaper(opts: ReaperOptions): Reaper {
     return found;
   };
 
-  const restore = async (api: WorkloadApi, e: Expired): Promise<void> => {
+  /**
+   * Restores `e`, true when it did. `others` are the engagements of the namespace's other
+   * workloads that stay, as listed: they may still switch the same Service port.
+   */
+  const restore = async (
+    api: WorkloadApi,
+    e: Expired,
+    others: readonly Engaged[],
+  ): Promise<boolean> => {
     const id = `${e.kind.toLowerCase()}/${e.name}`;
     const w = await api.read(e.kind, e.namespace, e.name);
-    if (w === undefined) return;
+    if (w === undefined) return false;
     const record = parseEngagements(w.metadata.annotations?.[ANNOTATION_ENGAGEMENTS])[e.session];
     // Left, or engaged afresh, since the list; or the session spoke up meanwhile.
-    if (record?.since !== e.record.since) return;
-    if ((heard.get(e.session)?.at ?? 0) > e.lastSeen) return;
+    if (record?.since !== e.record.since) return false;
+    if ((heard.get(e.session)?.at ?? 0) > e.lastSeen) return false;
     const next = planLeave(w, e.session);
-    if (next === undefined) return;
+    if (next === undefined) return false;
+    const released =
+      record.service !== undefined &&
+      (await releaseService(api, e.namespace, record.service, [
+        ...Object.values(next.remaining),
+        ...others.map((o) => o.record),
+      ]));
     await api.apply(next.apply, FIELD_MANAGER);
     if (next.handover !== undefined) await api.apply(next.handover, FIELD_MANAGER_RESTORED);
     opts.log({
@@ -209,12 +267,14 @@ export function createReaper(opts: ReaperOptions): Reaper {
       silentSeconds: Math.round((now() - e.lastSeen) / 1000),
       grace: e.grace,
       restored: Object.keys(next.remaining).length === 0,
+      ...(released ? { service: record.service?.name } : {}),
       // A bare ReplicaSet does not roll its pods on a new template, and the manager may not
       // delete pods: its agent pods stay until they are replaced.
       ...(e.kind === 'ReplicaSet'
         ? { note: 'its running pods keep the agent until replaced' }
         : {}),
     });
+    return true;
   };
 
   return {
@@ -242,10 +302,19 @@ export function createReaper(opts: ReaperOptions): Reaper {
         startedAt,
         now: now(),
       });
+      // Restored in this sweep: they no longer hold a Service port for those restored after.
+      const gone = new Set<string>();
+      const key = (o: Engaged): string => JSON.stringify([o.kind, o.namespace, o.name, o.session]);
       for (const e of expired) {
         const what = `restoring ${e.kind.toLowerCase()}/${e.name} in ${e.namespace} for session ${e.session}`;
+        const others = engaged.filter(
+          (o) =>
+            o.namespace === e.namespace &&
+            (o.kind !== e.kind || o.name !== e.name) &&
+            !gone.has(key(o)),
+        );
         try {
-          await restore(api, e);
+          if (await restore(api, e, others)) gone.add(key(e));
           lastError.delete(what);
         } catch (err) {
           report(what, err);

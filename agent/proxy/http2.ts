@@ -169,13 +169,19 @@ function forward(
   up.on('trailers', (t: IncomingHttpHeaders) => {
     responseTrailers = trailersOf(t);
   });
-  // A stream reset on either side resets the other, as a cancelled call does.
+  // A stream reset on either side resets the other, as a cancelled call does; one that ended
+  // as it should leaves the other to finish (its trailers may still be on their way).
+  let upEnded = false;
+  up.once('end', () => {
+    upEnded = true;
+  });
   up.once('close', () => {
-    if (!stream.closed && !stream.writableFinished)
-      stream.close(up.rstCode === 0 ? NGHTTP2_CANCEL : up.rstCode);
+    if (stream.closed || (upEnded && up.rstCode === constants.NGHTTP2_NO_ERROR)) return;
+    stream.close(up.rstCode === constants.NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : up.rstCode);
   });
   stream.once('close', () => {
-    if (!up.closed) up.close(stream.rstCode === 0 ? NGHTTP2_CANCEL : stream.rstCode);
+    if (up.closed) return;
+    up.close(stream.rstCode === constants.NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : stream.rstCode);
   });
 }
 

@@ -15,6 +15,23 @@ export abstract class TpCommand extends Command {
     return createProgress(process.stderr);
   }
 
+  /** Where a command that hands its output on (the engagements) writes. */
+  protected output(): {
+    log: (text: string) => void;
+    logToStderr: (text: string) => void;
+    progress: Progress;
+  } {
+    return {
+      log: (text) => {
+        this.log(text);
+      },
+      logToStderr: (text) => {
+        this.logToStderr(text);
+      },
+      progress: this.progress(),
+    };
+  }
+
   protected override catch(err: Error & { exitCode?: number }): Promise<unknown> {
     // Every tp command parses first, so an error here came from parsing or after it; without
     // this, oclif warns under NODE_ENV=development or test that a command failing to parse

@@ -47,6 +47,27 @@ export const engageFlags = {
   }),
 };
 
+/** intercept and wiretap: the Service port and what of its traffic, with Telepresence's names. */
+export const tapFlags = {
+  port: Flags.string({
+    description:
+      'local[:remote]: the Service port remote (its number or name, or the container port it leads to) goes to local in the session; needed only when several ports reach the container.',
+    multiple: true,
+  }),
+  service: Flags.string({
+    description: 'The Service whose port to take; needed only when several select the workload.',
+  }),
+  'http-header': Flags.string({
+    description:
+      'name=value: take only HTTP requests with this header (repeatable; all must match).',
+    multiple: true,
+  }),
+  'http-path-prefix': Flags.string({
+    description: 'Take only HTTP requests whose path starts so (repeatable; any may match).',
+    multiple: true,
+  }),
+};
+
 /** The parsed flags replace and ingest share, as engage() takes them. */
 export interface ParsedEngage {
   use?: string | undefined;
@@ -55,6 +76,9 @@ export interface ParsedEngage {
   'env-json'?: string | undefined;
   'docker-run': boolean;
   mount?: string | undefined;
+  service?: string | undefined;
+  'http-header'?: string[] | undefined;
+  'http-path-prefix'?: string[] | undefined;
 }
 
 /**
@@ -71,8 +95,16 @@ export function engageOptionals(
   envJson?: string;
   dockerRun?: string[];
   mount: MountOption;
+  service?: string;
+  httpHeaders?: string[];
+  httpPathPrefixes?: string[];
 } {
   return {
+    ...(flags.service === undefined ? {} : { service: flags.service }),
+    ...(flags['http-header'] === undefined ? {} : { httpHeaders: flags['http-header'] }),
+    ...(flags['http-path-prefix'] === undefined
+      ? {}
+      : { httpPathPrefixes: flags['http-path-prefix'] }),
     ...(flags.use === undefined ? {} : { session: flags.use }),
     ...(flags.container === undefined ? {} : { container: flags.container }),
     ...(flags['env-file'] === undefined ? {} : { envFile: flags['env-file'] }),

@@ -16,21 +16,6 @@ export default class Ingest extends TpCommand {
 
   async run(): Promise<EngageResult> {
     const { args, flags } = await this.parse(Ingest);
-    return runEngagement(
-      {
-        log: (text) => {
-          this.log(text);
-        },
-        logToStderr: (text) => {
-          this.logToStderr(text);
-        },
-        progress: this.progress(),
-      },
-      'ingest',
-      args.workload,
-      [],
-      flags,
-      this.argv,
-    );
+    return runEngagement(this.output(), 'ingest', args.workload, [], flags, this.argv);
   }
 }

@@ -25,15 +25,7 @@ export default class Replace extends TpCommand {
   async run(): Promise<EngageResult> {
     const { args, flags } = await this.parse(Replace);
     return runEngagement(
-      {
-        log: (text) => {
-          this.log(text);
-        },
-        logToStderr: (text) => {
-          this.logToStderr(text);
-        },
-        progress: this.progress(),
-      },
+      this.output(),
       'replace',
       args.workload,
       flags.port ?? [],

@@ -8,6 +8,7 @@ import {
   AGENT_HEALTH_PORT,
   type AgentConfig,
   type AgentPort,
+  type ProxyPort,
 } from '../contract/agent.js';
 import { TpError } from '../lib/errors.js';
 import type { PlannedPort } from './ports.js';
@@ -150,12 +151,26 @@ function redirect(p: Probe, what: string): Handler {
   });
 }
 
+export interface SidecarOptions {
+  /** intercept: the mounts are as writable as the app has them; else all read-only. */
+  writable: boolean;
+  /** intercept, wiretap: the ports the agent stands in front of. */
+  proxies: ProxyPort[];
+  readOnlyVolumes: ReadonlySet<string>;
+}
+
 /**
- * A sidecar that sees the target container's env and mounts (read-only) and answers for it,
- * meeting the `restricted` Pod Security Standard. A resourceFieldRef names its container, so
- * that it keeps reading the target's limits rather than the sidecar's.
+ * A sidecar that sees the target container's env and mounts and answers for it, meeting the
+ * `restricted` Pod Security Standard. A resourceFieldRef names its container, so that it
+ * keeps reading the target's limits rather than the sidecar's. With writable mounts it runs
+ * as the app's user when the container names one, so what it writes the app can change.
  */
-export function sidecarAgent(c: Container, image: string): Record<string, unknown> {
+export function sidecarAgent(
+  c: Container,
+  image: string,
+  opts: SidecarOptions = { writable: false, proxies: [], readOnlyVolumes: new Set() },
+): Record<string, unknown> {
+  const appUid = c.securityContext?.runAsUser;
   const env = (c.env ?? []).map((e) => {
     const ref = e.valueFrom?.resourceFieldRef;
     return ref === undefined || ref.containerName !== undefined
@@ -169,17 +184,33 @@ export function sidecarAgent(c: Container, image: string): Record<string, unknow
     name: SIDECAR,
     image,
     command: AGENT_COMMAND,
-    args: ['agent', JSON.stringify(agentConfig(c, [], true))],
+    args: [
+      'agent',
+      JSON.stringify({
+        ...agentConfig(c, [], !opts.writable, opts.readOnlyVolumes),
+        ...(opts.proxies.length === 0 ? {} : { proxies: opts.proxies }),
+      }),
+    ],
+    ...(opts.proxies.length === 0
+      ? {}
+      : { ports: opts.proxies.map((p) => ({ containerPort: p.listen, protocol: 'TCP' })) }),
     ...(c.env === undefined ? {} : { env }),
     ...(c.envFrom === undefined ? {} : { envFrom: c.envFrom }),
     ...(c.volumeMounts === undefined
       ? {}
-      : { volumeMounts: c.volumeMounts.map((m) => ({ ...m, readOnly: true })) }),
+      : {
+          volumeMounts: c.volumeMounts.map((m) =>
+            opts.writable ? { ...m } : { ...m, readOnly: true },
+          ),
+        }),
     securityContext: {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
       runAsNonRoot: true,
-      runAsUser: SIDECAR_UID,
+      runAsUser: opts.writable && appUid !== undefined && appUid !== 0 ? appUid : SIDECAR_UID,
+      ...(opts.writable && c.securityContext?.runAsGroup !== undefined
+        ? { runAsGroup: c.securityContext.runAsGroup }
+        : {}),
       seccompProfile: { type: 'RuntimeDefault' },
     },
   };

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { silentProgress, type Progress } from '../cli/progress.js';
-import type { EngageMode } from '../contract/agent.js';
+import type { EngageMode, HttpFilter } from '../contract/agent.js';
 import type { EngagedPort, EngagementDetails } from '../contract/control.js';
 import { runDocker } from '../docker/docker-run.js';
 import type { DockerEngine } from '../docker/engine.js';
@@ -16,6 +16,7 @@ import { parseRunArgs, type RunArgs } from '../docker/run-args.js';
 import { startSyncer, stopSyncers } from '../docker/syncer.js';
 import { WorkloadClient, type ReadWorkload } from '../k8s/engage.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { ServiceClient } from '../k8s/services.js';
 import { TpError } from '../lib/errors.js';
 import { FIELD_MANAGER_RESTORED } from '../lib/k8s-keys.js';
 import { LABEL_SESSION, tpLabels } from '../lib/labels.js';
@@ -30,6 +31,13 @@ import { checkWritable, dockerEnvFile, jsonEnvFile, writePrivate } from './env.j
 import { planEngagement, planLeave, SIDECAR } from './plan.js';
 import { checkLocalPorts } from './ports.js';
 import {
+  chooseTap,
+  releaseService,
+  restoreServiceQuietly,
+  switchService,
+  tapFilter,
+} from './taps.js';
+import {
   copyMounts,
   removeMountCopies,
   volumeFlags,
@@ -41,11 +49,15 @@ import {
 const ROLLOUT_TIMEOUT_MS = 180_000;
 
 export interface EngageOptions {
-  mode: Extract<EngageMode, 'replace' | 'ingest'>;
+  mode: EngageMode;
   workload: string;
   session?: string;
   container?: string;
   ports: string[];
+  /** intercept, wiretap: `--service`, `--http-header`, `--http-path-prefix` as given. */
+  service?: string;
+  httpHeaders?: string[];
+  httpPathPrefixes?: string[];
   envFile?: string;
   envJson?: string;
   /** The arguments after `--docker-run --`, when given. */
@@ -77,8 +89,10 @@ export interface EngageResult {
   mounts: EngagedMount[];
   /** `--mount <dir>`: where the copies are on this host too. */
   mountPoint?: string;
-  /** replace: the helper that sends local writes in the writable mounts to the pod. */
+  /** replace, intercept: the helper that sends local writes in the writable mounts to the pod. */
   writeBack?: { container: string; paths: string[] };
+  /** intercept, wiretap: the Service port taken and what of its traffic. */
+  tap?: { service: string; port: number; targetPort: number; filter?: HttpFilter };
 }
 
 interface Context {
@@ -88,6 +102,7 @@ interface Context {
   namespace: string;
   control: ControlClient;
   workloads: WorkloadClient;
+  services: ServiceClient;
   /** The namespace of the tp-manager the daemon sends heartbeats to. */
   manager?: string;
 }
@@ -106,6 +121,7 @@ async function sessionContext(engine: DockerEngine, session: string | undefined)
     namespace: d.labels[LABEL_NAMESPACE] ?? target.namespace,
     control,
     workloads: new WorkloadClient(kc, target),
+    services: new ServiceClient(kc, target),
   };
 }
 
@@ -128,14 +144,17 @@ export async function engage(
       fix: `Build or pull it first (\`docker pull ${run.image}\`).`,
     });
   }
+  const filter = tapFilter(opts);
   const ctx = await sessionContext(engine, opts.session);
   const found = await ctx.workloads.find(opts.workload, ctx.namespace);
+  const tap = await chooseTap(ctx.services, found, opts, filter);
   const agent = await agentImage(engine, opts.settings, progress);
   const plan = planEngagement(found, {
     mode: opts.mode,
     session: ctx.session,
     ...(opts.container === undefined ? {} : { container: opts.container }),
-    ports: opts.ports,
+    ports: tap === undefined ? opts.ports : [],
+    ...(tap === undefined ? {} : { tap }),
     agentImage: agent.ref,
     // For tp-manager, which restores the engagement once the session's heartbeats stop.
     grace: opts.settings.engagementGraceSeconds,
@@ -160,6 +179,14 @@ export async function engage(
       container: plan.container,
       pods,
       ports: plan.ports,
+      ...(tap === undefined
+        ? {}
+        : {
+            tap: {
+              target: tap.containerPort,
+              ...(tap.filter === undefined ? {} : { filter: tap.filter }),
+            },
+          }),
     });
   let applied: ReadWorkload;
   let early: string[] = [];
@@ -178,11 +205,16 @@ export async function engage(
       if (early.length > 0) await start(early);
     }
     await rolledOut;
+    // The Service turns to the agent only once every pod has one to receive its traffic.
+    if (tap !== undefined)
+      await switchService(ctx.services, ctx.namespace, tap.service, plan.engagements);
     step.succeed();
   } catch (err) {
     step.fail();
     if (early.length > 0)
       await ctx.control.call('POST /v1/engagements/leave', { workload: id(found) }).catch(() => 0);
+    if (tap !== undefined)
+      await restoreServiceQuietly(ctx.services, tap.service, found, ctx.session);
     await restoreQuietly(ctx, found);
     throw err;
   }
@@ -200,6 +232,16 @@ export async function engage(
     envSkipped: [],
     state: 'ACTIVE',
     mounts: [],
+    ...(tap === undefined
+      ? {}
+      : {
+          tap: {
+            service: tap.service,
+            port: tap.servicePort,
+            targetPort: tap.containerPort,
+            ...(tap.filter === undefined ? {} : { filter: tap.filter }),
+          },
+        }),
   };
   try {
     if (pods.join() !== early.join()) await start(pods);
@@ -237,7 +279,7 @@ export async function engage(
       );
     }
     const writable = result.mounts.filter((m) => !m.readOnly && m.notMounted === undefined);
-    if (opts.mode === 'replace' && writable.length > 0) {
+    if ((opts.mode === 'replace' || opts.mode === 'intercept') && writable.length > 0) {
       const syncing = await startSyncer(engine, {
         daemon: ctx.daemon,
         workload: result.workload,
@@ -365,7 +407,7 @@ export async function leave(
   // What the local container wrote last reaches the pod before the pod goes.
   await stopSyncers(engine, volumeLabels(ctx.session, id(w)));
   await ctx.control.call('POST /v1/engagements/leave', { workload: id(w) }).catch(() => undefined);
-  const released = await release(ctx.workloads, w, ctx.session, progress);
+  const released = await release(ctx, w, ctx.session, progress);
   const volumes = await removeMountCopies(engine, ctx.session, id(w));
   return {
     session: ctx.session,
@@ -380,15 +422,18 @@ export async function leave(
  * it want it, which is its original once none is left.
  */
 export async function release(
-  workloads: WorkloadClient,
+  clients: { workloads: WorkloadClient; services: ServiceClient },
   w: ReadWorkload,
   session: string,
   progress: Progress,
 ): Promise<{ left: boolean; restored: boolean }> {
+  const { workloads } = clients;
   const next = planLeave(w, session);
   if (next === undefined) return { left: false, restored: false };
   const step = progress.step(`Restoring ${id(w)}`);
   try {
+    // The Service first, while the agent still takes what it sends meanwhile.
+    await releaseService(clients.services, w, session);
     const applied = await workloads.apply(next.apply);
     if (next.handover !== undefined) await workloads.apply(next.handover, FIELD_MANAGER_RESTORED);
     await workloads.rollout(applied, ROLLOUT_TIMEOUT_MS, (m) => {
@@ -410,9 +455,10 @@ export async function releaseAll(
 ): Promise<string[]> {
   const { kc, target } = loadKubeConfig({ context: kube.context });
   const workloads = new WorkloadClient(kc, target);
+  const services = new ServiceClient(kc, target);
   const released: string[] = [];
   for (const w of await workloads.engagedBy(session, kube.namespace)) {
-    await release(workloads, w, session, progress);
+    await release({ workloads, services }, w, session, progress);
     released.push(id(w));
   }
   return released;

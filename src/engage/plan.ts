@@ -4,7 +4,7 @@
  * the agent takes and where they go locally. No I/O here: src/k8s/engage.ts applies the
  * result, src/engage/ orchestrates.
  */
-import type { EngageMode } from '../contract/agent.js';
+import type { EngageMode, HttpFilter, ProxyPort } from '../contract/agent.js';
 import { TpError } from '../lib/errors.js';
 import { ANNOTATION_ENGAGEMENTS, ANNOTATION_ORIGINAL } from '../lib/k8s-keys.js';
 import {
@@ -34,6 +34,15 @@ export interface EngagementRecord {
   grace?: number;
   /** The namespace of the tp-manager the session's daemon sends its heartbeats to. */
   manager?: string;
+  /** intercept, wiretap: what of the port's traffic the session takes; none: all of it. */
+  filter?: HttpFilter;
+  /** intercept, wiretap: what the Service port speaks (its appProtocol, else its name). */
+  appProtocol?: string;
+  /**
+   * intercept, wiretap: the Service port whose targetPort tp points at the agent's `listen`
+   * port (src/engage/service-switch.ts), for a restore to point it back.
+   */
+  service?: { name: string; port: number; protocol: string; listen: number };
 }
 
 /** The engagements on a workload, by session name. */
@@ -52,7 +61,23 @@ export interface EngageRequest {
   grace?: number;
   /** Where the session's tp-manager lives (EngagementRecord.manager). */
   manager?: string;
+  /** intercept, wiretap: the Service port chosen (src/engage/service-ports.ts) and the filter. */
+  tap?: TapRequest;
 }
+
+export interface TapRequest {
+  service: string;
+  servicePort: number;
+  /** The app's port the Service's targetPort leads to, and where it goes locally. */
+  containerPort: number;
+  local: number;
+  portName?: string;
+  appProtocol?: string;
+  filter?: HttpFilter;
+}
+
+/** The first port the agent tries for a proxied port: below the ephemeral range, clear of most. */
+export const PROXY_PORT_BASE = 9900;
 
 export interface Plan {
   container: string;
@@ -73,7 +98,20 @@ export function planEngagement(workload: WorkloadObject, req: EngageRequest): Pl
   checkWorkload(workload, req.mode);
   const containers = workload.spec.template.spec.containers.filter((c) => c.name !== SIDECAR);
   const target = pickContainer(containers, req.container, workload);
-  const ports = req.mode === 'replace' ? planPorts(target, req.ports.map(parsePortFlag)) : [];
+  const tap = tapOf(req);
+  const ports =
+    req.mode === 'replace'
+      ? planPorts(target, req.ports.map(parsePortFlag))
+      : tap === undefined
+        ? []
+        : [
+            {
+              port: tap.containerPort,
+              protocol: 'TCP' as const,
+              local: tap.local,
+              ...(tap.portName === undefined ? {} : { name: tap.portName }),
+            },
+          ];
   if (req.mode === 'ingest' && req.ports.length > 0) {
     throw new TpError('usage', 'tp ingest reroutes no traffic, so it takes no --port.', {
       code: 'PORT_NOT_ALLOWED',
@@ -82,6 +120,7 @@ export function planEngagement(workload: WorkloadObject, req: EngageRequest): Pl
   }
   const current = readEngagements(workload);
   checkConflicts(workload, current, req);
+  if (tap !== undefined) checkTapConflicts(workload, current, req.mode, tap);
   const record: EngagementRecord = {
     mode: req.mode,
     container: target.name,
@@ -90,6 +129,18 @@ export function planEngagement(workload: WorkloadObject, req: EngageRequest): Pl
     ...(req.by === undefined ? {} : { by: req.by }),
     ...(req.grace === undefined ? {} : { grace: req.grace }),
     ...(req.manager === undefined ? {} : { manager: req.manager }),
+    ...(tap === undefined
+      ? {}
+      : {
+          ...(tap.filter === undefined ? {} : { filter: tap.filter }),
+          ...(tap.appProtocol === undefined ? {} : { appProtocol: tap.appProtocol }),
+          service: {
+            name: tap.service,
+            port: tap.servicePort,
+            protocol: 'TCP',
+            listen: proxyListenPort(workload, current, tap),
+          },
+        }),
   };
   const engagements = { ...current, [req.session]: record };
   return {
@@ -158,7 +209,7 @@ function checkWorkload(workload: WorkloadObject, mode: EngageMode): void {
   const kinds =
     mode === 'ingest'
       ? ['Deployment', 'StatefulSet', 'ReplicaSet', 'DaemonSet']
-      : ['Deployment', 'StatefulSet', 'ReplicaSet'];
+      : ['Deployment', 'StatefulSet', 'ReplicaSet', ...(mode === 'replace' ? [] : ['DaemonSet'])];
   if (!kinds.includes(kind)) {
     throw new TpError('usage', `tp ${mode} cannot engage ${id}: it works on ${kinds.join(', ')}.`, {
       code: 'WORKLOAD_KIND',
@@ -230,6 +281,93 @@ function checkConflicts(workload: WorkloadObject, current: Engagements, req: Eng
   }
 }
 
+function tapOf(req: EngageRequest): TapRequest | undefined {
+  if (req.mode !== 'intercept' && req.mode !== 'wiretap') return undefined;
+  if (req.tap === undefined) throw new Error(`tp ${req.mode} needs a Service port`);
+  return req.tap;
+}
+
+const filterKey = (f: HttpFilter | undefined): string =>
+  f === undefined
+    ? ''
+    : JSON.stringify([
+        f.headers.map((h) => `${h.name}=${h.value}`).sort(),
+        [...f.pathPrefixes].sort(),
+      ]);
+
+/**
+ * Intercepts of one port must each take requests the others do not: one without a filter
+ * takes every connection, so it shares the port with no other intercept, and two with the
+ * same filter would race for the same requests. Wiretaps only copy, so any number may run.
+ */
+function checkTapConflicts(
+  workload: WorkloadObject,
+  current: Engagements,
+  mode: EngageMode,
+  tap: TapRequest,
+): void {
+  if (mode !== 'intercept') return;
+  const id = `${workload.kind.toLowerCase()}/${workload.metadata.name}`;
+  for (const [s, e] of Object.entries(current)) {
+    if (e.mode !== 'intercept' || e.ports[0]?.port !== tap.containerPort) continue;
+    const who = `session ${s}${e.by === undefined ? '' : ` (${e.by})`}`;
+    const clash =
+      e.filter === undefined
+        ? `${who} intercepts every connection to port ${tap.containerPort} of ${id}`
+        : tap.filter === undefined
+          ? `${who} intercepts some requests to port ${tap.containerPort} of ${id}, so it cannot all be taken`
+          : filterKey(e.filter) === filterKey(tap.filter)
+            ? `${who} already intercepts port ${tap.containerPort} of ${id} with the same filter`
+            : undefined;
+    if (clash !== undefined) {
+      throw new TpError('state', `${clash}.`, {
+        code: 'INTERCEPT_CONFLICT',
+        fix:
+          tap.filter === undefined || e.filter === undefined
+            ? 'Intercept with an --http-header filter of your own (e.g. --http-header x-user=<you>), or wait until it leaves.'
+            : 'Use a filter of your own (e.g. --http-header x-user=<you>), or use tp wiretap to get a copy.',
+      });
+    }
+  }
+}
+
+/**
+ * Where the agent listens for a Service port: where it already does when another session
+ * taps the same port (the Service points there), else the first port from PROXY_PORT_BASE
+ * that no container of the pod declares and no other proxied port takes.
+ */
+function proxyListenPort(workload: WorkloadObject, current: Engagements, tap: TapRequest): number {
+  const records = Object.values(current);
+  const same = records.find(
+    (e) => e.service?.name === tap.service && e.service.port === tap.servicePort,
+  );
+  if (same?.service !== undefined) return same.service.listen;
+  const taken = new Set<number>([
+    ...workload.spec.template.spec.containers.flatMap((c) =>
+      (c.ports ?? []).map((p) => p.containerPort),
+    ),
+    ...records.flatMap((e) => (e.service === undefined ? [] : [e.service.listen])),
+  ]);
+  let port = PROXY_PORT_BASE;
+  while (taken.has(port)) port += 1;
+  return port;
+}
+
+/** The proxied ports the engagements want from the sidecar, one per app port. */
+export function proxiesOf(engagements: Engagements): ProxyPort[] {
+  const out = new Map<number, ProxyPort>();
+  for (const e of Object.values(engagements)) {
+    const target = e.ports[0]?.port;
+    if (e.service === undefined || target === undefined || out.has(target)) continue;
+    out.set(target, {
+      listen: e.service.listen,
+      target,
+      ...(e.appProtocol === undefined ? {} : { appProtocol: e.appProtocol }),
+    });
+  }
+  return [...out.values()].sort((a, b) => a.listen - b.listen);
+}
+
 function past(mode: EngageMode): string {
   return {
     replace: 'replaced',
@@ -284,7 +422,11 @@ function desiredApply(
   }
   const first = entries[0];
   if (first === undefined) throw new Error('no engagement');
-  const sidecar = sidecarAgent(target(first.container), agentImage);
+  const sidecar = sidecarAgent(target(first.container), agentImage, {
+    writable: entries.some((e) => e.mode === 'intercept'),
+    proxies: proxiesOf(engagements),
+    readOnlyVolumes: apiDataVolumes(workload),
+  });
   return { ...base, metadata: { ...base.metadata, annotations }, spec: podSpec([sidecar]) };
 }
 

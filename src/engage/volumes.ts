@@ -83,7 +83,11 @@ export function planMounts(
   return mounts.map((m) => {
     const hash = createHash('sha256').update(m.path).digest('hex').slice(0, 6);
     const volume = `${opts.session}-${slug(name)}-${slug(m.path).slice(0, 48) || 'root'}-${hash}`;
-    return { path: m.path, volume, readOnly: opts.mode !== 'replace' || m.readOnly };
+    return {
+      path: m.path,
+      volume,
+      readOnly: (opts.mode !== 'replace' && opts.mode !== 'intercept') || m.readOnly,
+    };
   });
 }
 

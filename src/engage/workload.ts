@@ -60,6 +60,7 @@ export interface Container {
   livenessProbe?: Probe;
   startupProbe?: Probe;
   lifecycle?: { postStart?: Handler; preStop?: Handler };
+  securityContext?: { runAsUser?: number; runAsGroup?: number; [key: string]: unknown };
 }
 
 export interface WorkloadObject {
@@ -68,6 +69,40 @@ export interface WorkloadObject {
   metadata: { name: string; namespace: string; annotations?: Record<string, string> };
   spec: {
     replicas?: number;
-    template: { spec: { containers: Container[]; volumes?: Volume[] } };
+    template: {
+      metadata?: { labels?: Record<string, string> };
+      spec: { containers: Container[]; volumes?: Volume[] };
+    };
   };
+}
+
+/** A Service port, as the API server returns it (it defaults `protocol` to TCP). */
+export interface ServicePortSpec {
+  name?: string;
+  port: number;
+  /** A number, or the name of a container port; absent means `port`. */
+  targetPort?: number | string;
+  protocol?: string;
+  appProtocol?: string;
+}
+
+/**
+ * Who last applied which fields (metadata.managedFields): a restore reads what the restoring
+ * manager already owns, so that its next apply keeps stating it (src/engage/service-switch.ts).
+ */
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  fieldsV1?: unknown;
+}
+
+/** The parts of a Service that intercepts read. */
+export interface ServiceObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    annotations?: Record<string, string>;
+    managedFields?: ManagedFieldsEntry[];
+  };
+  spec: { selector?: Record<string, string>; ports?: ServicePortSpec[] };
 }

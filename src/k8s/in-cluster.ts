@@ -1,12 +1,13 @@
 /**
  * tp-manager's access to the API server as its pod's ServiceAccount (the token and CA the
- * kubelet mounts), and the few calls its reaper makes on workloads. No client-node: the agent
+ * kubelet mounts), and the few calls its reaper makes on workloads and their Services. No client-node: the agent
  * image runs on Node's built-ins alone.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkloadApply } from '../engage/plan.js';
-import type { WorkloadObject } from '../engage/workload.js';
+import type { ServiceApply } from '../engage/service-switch.js';
+import type { ServiceObject, WorkloadObject } from '../engage/workload.js';
 import { FIELD_MANAGER } from '../lib/k8s-keys.js';
 import { ApiStatusError, requestJson, type KubeTransport } from './transport.js';
 
@@ -107,11 +108,48 @@ export async function applyWorkload(
   });
 }
 
+function servicePath(namespace: string, name: string): string {
+  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`;
+}
+
+/** The Service as the API server holds it (managedFields included), or undefined when it is gone. */
+export async function readService(
+  t: KubeTransport,
+  namespace: string,
+  name: string,
+): Promise<ServiceObject | undefined> {
+  try {
+    return await requestJson<ServiceObject>(t, { path: servicePath(namespace, name) });
+  } catch (err) {
+    if (err instanceof ApiStatusError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
+/** Server-side apply of a Service's configuration, forced, as applyWorkload does. */
+export async function applyService(
+  t: KubeTransport,
+  config: ServiceApply,
+  manager = FIELD_MANAGER,
+): Promise<void> {
+  const { namespace, name } = config.metadata;
+  const query = new URLSearchParams({ fieldManager: manager, force: 'true' });
+  await requestJson(t, {
+    method: 'PATCH',
+    path: `${servicePath(namespace, name)}?${query.toString()}`,
+    body: { contentType: 'application/apply-patch+yaml', text: JSON.stringify(config) },
+    timeoutMs: 30_000,
+  });
+}
+
 /** The calls tp-manager's reaper makes, so that a test can stand in for the API server. */
 export interface WorkloadApi {
   list(kind: AppsKind): Promise<ObjectMeta[]>;
   read(kind: string, namespace: string, name: string): Promise<WorkloadObject | undefined>;
   apply(config: WorkloadApply, manager: string): Promise<void>;
+  /** The Service an intercept or wiretap switched a port of, to point it back. */
+  readService(namespace: string, name: string): Promise<ServiceObject | undefined>;
+  applyService(config: ServiceApply, manager: string): Promise<void>;
 }
 
 /** The API server as the pod's ServiceAccount, or undefined without one. */
@@ -125,5 +163,7 @@ export function inClusterWorkloads(
     list: (kind) => listMetadata(t, kind),
     read: (kind, namespace, name) => readWorkload(t, kind, namespace, name),
     apply: (config, manager) => applyWorkload(t, config, manager),
+    readService: (namespace, name) => readService(t, namespace, name),
+    applyService: (config, manager) => applyService(t, config, manager),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * tp-manager in the cluster: a Deployment running the agent image's `manager` role, with a
- * ServiceAccount whose ClusterRole lets it read workloads and apply their restore (the reaper,
- * agent/reaper.ts) and nothing else. No Service: the daemon reaches it only through
+ * ServiceAccount whose ClusterRole lets it read workloads and Services and apply their restore
+ * (the reaper, agent/reaper.ts) and nothing else. No Service: the daemon reaches it only through
  * port-forward, and it listens on the pod's loopback.
  */
 import {
@@ -122,7 +122,9 @@ export function managerRbacName(namespace: string): string {
 
 /**
  * All the manager may do: find engaged workloads in every namespace (a metadata-only list),
- * read one, and apply its restore. No pods, no Secrets, nothing it could create or delete.
+ * read one, and apply its restore; read the Service an intercept or wiretap switched a port
+ * of, and apply its restore (never a list: the engagement names it). No pods, no Secrets,
+ * nothing it could create or delete.
  */
 export const MANAGER_RULES = [
   {
@@ -130,6 +132,7 @@ export const MANAGER_RULES = [
     resources: ['deployments', 'statefulsets', 'replicasets', 'daemonsets'],
     verbs: ['get', 'list', 'patch'],
   },
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'patch'] },
 ];
 
 export function managerRbac(

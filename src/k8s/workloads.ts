@@ -1,3 +1,6 @@
+import { SIDECAR } from '../engage/agent-container.js';
+import type { HttpFilter } from '../contract/agent.js';
+import { parseHttpFilter } from '../contract/http-filter.js';
 import {
   ApiException,
   AppsV1Api,
@@ -56,6 +59,9 @@ export interface Engagement {
   session: string;
   /** Who engaged it, as the engaging tp describes its user. */
   by?: string;
+  /** intercept, wiretap: the Service port taken, and what of its traffic. */
+  service?: string;
+  filter?: HttpFilter;
 }
 
 export interface Workload {
@@ -92,15 +98,24 @@ export function parseEngagements(raw: string): ParsedEngagements {
   }
   const engagements: Engagement[] = [];
   for (const [session, entry] of Object.entries(value as Record<string, unknown>)) {
-    const { mode, by } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
-      string,
-      unknown
-    >;
+    const { mode, by, filter, service } = (
+      typeof entry === 'object' && entry !== null ? entry : {}
+    ) as Record<string, unknown>;
     if (typeof mode !== 'string' || mode === '' || session === '') {
       return bad(`has an entry without a string "mode" (session "${session}")`);
     }
     const e: Engagement = { mode, session };
     if (typeof by === 'string') e.by = by;
+    const svc = service as { name?: unknown; port?: unknown } | undefined;
+    if (typeof svc?.name === 'string' && typeof svc.port === 'number')
+      e.service = `${svc.name}:${svc.port}`;
+    if (filter !== undefined) {
+      try {
+        e.filter = parseHttpFilter(filter, 'filter');
+      } catch {
+        return bad(`has a malformed filter (session "${session}")`);
+      }
+    }
     engagements.push(e);
   }
   return { ok: true, engagements };
@@ -190,16 +205,19 @@ function toWorkload(w: RawWorkload, namespace: string): Workload {
     namespace: w.metadata?.namespace ?? namespace,
     replicas: { desired: w.desired, ready: w.ready },
     engagements: [],
-    containers: (w.containers ?? []).map((c) => ({
-      name: c.name,
-      ports: (c.ports ?? []).map((p) => {
-        // The API server admits only these three protocols and defaults to TCP.
-        const protocol = (p.protocol ?? 'TCP') as PortProtocol;
-        return p.name !== undefined && p.name !== ''
-          ? { name: p.name, port: p.containerPort, protocol }
-          : { port: p.containerPort, protocol };
-      }),
-    })),
+    // tp's own sidecar is no container of the user's.
+    containers: (w.containers ?? [])
+      .filter((c) => c.name !== SIDECAR)
+      .map((c) => ({
+        name: c.name,
+        ports: (c.ports ?? []).map((p) => {
+          // The API server admits only these three protocols and defaults to TCP.
+          const protocol = (p.protocol ?? 'TCP') as PortProtocol;
+          return p.name !== undefined && p.name !== ''
+            ? { name: p.name, port: p.containerPort, protocol }
+            : { port: p.containerPort, protocol };
+        }),
+      })),
     state:
       w.desired === 0 ? 'scaled to zero' : w.ready < w.desired ? 'not ready' : 'ready to engage',
   };

@@ -18,3 +18,8 @@ export const DEFAULT_MANAGER_NAMESPACE = 'tp-system';
 export const ANNOTATION_ENGAGEMENTS = `${TP_DOMAIN}/engagements`;
 /** On a workload: JSON of the target container's fields tp changed, as they were. */
 export const ANNOTATION_ORIGINAL = `${TP_DOMAIN}/original`;
+/**
+ * On a Service: JSON of the targetPorts tp switched to an agent, as they were before tp first
+ * switched them: `{"<port>/<protocol>": <targetPort, a number or a name>}`.
+ */
+export const ANNOTATION_ORIGINAL_TARGETS = `${TP_DOMAIN}/original-target-ports`;

@@ -1,4 +1,5 @@
 /** Text renderings of engagements, after Telepresence's. */
+import { describeFilter } from '../engage/filters.js';
 import type { EngageResult, LeaveResult } from '../engage/engage.js';
 import { alignRows } from '../cli/format.js';
 
@@ -10,6 +11,13 @@ export function renderEngagement(r: EngageResult): string {
     ['   Namespace', r.namespace],
     ['   Pods', r.pods.join(', ') || '(none ready)'],
   ];
+  if (r.tap !== undefined) {
+    rows.push([
+      '   Service',
+      `${r.tap.service}:${r.tap.port} -> container port ${r.tap.targetPort}`,
+    ]);
+    rows.push(['   Intercepting', describeFilter(r.tap.filter)]);
+  }
   if (r.ports.length > 0) rows.push(['   Port forwards', 'agent -> the session’s namespace']);
   const volumeRows: [string, string][] = [];
   if (r.mountPoint !== undefined) volumeRows.push(['   Volume Mount Point', r.mountPoint]);

@@ -1,4 +1,5 @@
 /** Text renderings of sessions for connect, status and quit. */
+import { describeFilter } from '../engage/filters.js';
 import type { ConnectResult } from '../session/connect.js';
 import type {
   SessionStatus,
@@ -128,6 +129,13 @@ export function engagementLines(e: EngagementStatus): string[] {
     lines.push(
       `ports ${ports.join(', ')}; ${e.accepted} connections, ${e.refused} refused locally`,
     );
+  }
+  if (e.tap !== undefined) {
+    const counts =
+      e.mode === 'wiretap'
+        ? `${e.taken ?? 0} copied, ${e.dropped ?? 0} dropped`
+        : `${e.taken ?? 0} taken`;
+    lines.push(`intercepting ${describeFilter(e.tap.filter)} to port ${e.tap.target}; ${counts}`);
   }
   if (e.envFile !== undefined) lines.push(`env file ${e.envFile}`);
   if (e.envJson !== undefined) lines.push(`env JSON ${e.envJson}`);

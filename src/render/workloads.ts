@@ -1,3 +1,4 @@
+import { describeFilter } from '../engage/filters.js';
 import type { Engagement } from '../k8s/workloads.js';
 import type { ListResult } from '../session/list.js';
 
@@ -8,10 +9,17 @@ const past: Record<string, string> = {
   wiretap: 'wiretapped',
 };
 
-/** `replaced by s1`, `ingested by s1, s2`: as Telepresence lists engagements. */
+/**
+ * `replaced by s1`, `ingested by s1, s2`, `intercepted by s1 (HTTP requests with header
+ * 'X-User: alice')`: as Telepresence lists engagements.
+ */
 function engagedText(engagements: readonly Engagement[]): string {
   const byMode = new Map<string, string[]>();
-  for (const e of engagements) byMode.set(e.mode, [...(byMode.get(e.mode) ?? []), e.session]);
+  const who = (e: Engagement): string =>
+    e.mode === 'intercept' || e.mode === 'wiretap'
+      ? `${e.session} (${describeFilter(e.filter)})`
+      : e.session;
+  for (const e of engagements) byMode.set(e.mode, [...(byMode.get(e.mode) ?? []), who(e)]);
   return [...byMode]
     .map(([mode, sessions]) => `${past[mode] ?? mode} by ${sessions.join(', ')}`)
     .join('; ');

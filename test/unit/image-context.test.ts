@@ -138,7 +138,7 @@ test('the agent image carries only tar-stream and its dependencies, and the daem
   for (const path of agentFiles) {
     t.regex(
       path,
-      /^(package\.json|containers\/agent\.Dockerfile|dist\/agent\/[\w-]+\.js|dist\/src\/(lib|tunnel|contract)\/[\w-]+\.js|dist\/src\/engage\/(plan|agent-container|ports)\.js|dist\/src\/k8s\/(in-cluster|transport)\.js)$/,
+      /^(package\.json|containers\/agent\.Dockerfile|dist\/agent\/(proxy\/)?[\w-]+\.js|dist\/src\/(lib|tunnel|contract)\/[\w-]+\.js|dist\/src\/engage\/(plan|agent-container|ports|service-switch)\.js|dist\/src\/k8s\/(in-cluster|transport)\.js)$/,
     );
   }
   const daemonPackages = daemon?.packages.map((p) => p.path) ?? [];

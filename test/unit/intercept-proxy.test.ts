@@ -103,6 +103,7 @@ function whoServer(who: string): { h1: Server; h2: Http2Server } {
 
 interface Rig {
   proxy: number;
+  stopLocal(): Promise<void>;
   appPort: number;
   localPort: number;
   engagements: Engagements;
@@ -156,7 +157,14 @@ async function rig(
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 100));
-  return { proxy, appPort, localPort, engagements, stop };
+  const stopLocal = async (): Promise<void> => {
+    for (const s of [local.h1, local.h2]) {
+      if (!s.listening) continue;
+      if ('closeAllConnections' in s) s.closeAllConnections();
+      await new Promise((res) => s.close(res));
+    }
+  };
+  return { proxy, appPort, localPort, engagements, stop, stopLocal };
 }
 
 async function curl(...args: string[]): Promise<string> {
@@ -377,12 +385,27 @@ test('an intercept without a filter takes whole TCP connections, whatever they s
   t.is(r.engagements.status()[0]?.accepted, 1);
 });
 
-test('a wiretap gets a copy while the app answers, and a stopped local side only counts drops', async (t) => {
+test('a wiretap gets a copy of each matching request while the app answers it', async (t) => {
   const r = await rig(t, 'wiretap', alice);
   const out = await curl(`http://127.0.0.1:${r.proxy}/a`, '-H', 'x-user: alice', '-d', 'body');
   t.deepEqual(whos(out), ['app']);
+  t.deepEqual(whos(await curl(`http://127.0.0.1:${r.proxy}/b`)), ['app']);
   await waitFor(() => (r.engagements.status()[0]?.accepted ?? 0) >= 1);
-  t.pass();
+  t.is(r.engagements.status()[0]?.accepted, 1);
+  await waitFor(() => (r.engagements.status()[0]?.taken ?? 0) >= 1);
+  t.is(r.engagements.status()[0]?.taken, 1);
+});
+
+test('a stopped local side never slows the app: its copies are dropped and counted', async (t) => {
+  const r = await rig(t, 'wiretap', alice);
+  await r.stopLocal();
+  const started = Date.now();
+  for (let i = 0; i < 5; i += 1) {
+    t.deepEqual(whos(await curl(`http://127.0.0.1:${r.proxy}/`, '-H', 'x-user: alice')), ['app']);
+  }
+  t.true(Date.now() - started < 3000, 'answered at once');
+  await waitFor(() => (r.engagements.status()[0]?.dropped ?? 0) >= 5);
+  t.is(r.engagements.status()[0]?.dropped, 5);
 });
 
 test('when the session goes silent its intercept ends and the app gets its traffic back', async (t) => {

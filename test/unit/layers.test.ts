@@ -48,12 +48,13 @@ test('the in-cluster agent loads only the tunnel protocol, the small libraries, 
   const outside = files.filter(
     (f) => !['agent/', 'src/tunnel/', 'src/lib/', 'src/contract/'].some((p) => f.startsWith(p)),
   );
-  // tp-manager's reaper restores as `tp leave` does: the same pure plan, applied through
-  // node:https as its ServiceAccount.
+  // tp-manager's reaper restores as `tp leave` does: the same pure plan (a Service's switch
+  // back included), applied through node:https as its ServiceAccount.
   t.deepEqual(outside, [
     'src/engage/agent-container.js',
     'src/engage/plan.js',
     'src/engage/ports.js',
+    'src/engage/service-switch.js',
     'src/k8s/in-cluster.js',
     'src/k8s/transport.js',
   ]);

@@ -13,10 +13,11 @@ import {
   type ReapInput,
 } from '../../agent/reaper.js';
 import { planEngagement, type EngagementRecord } from '../../src/engage/plan.js';
-import type { WorkloadObject } from '../../src/engage/workload.js';
+import type { ServiceApply } from '../../src/engage/service-switch.js';
+import type { ServiceObject, WorkloadObject } from '../../src/engage/workload.js';
 import type { AppsKind, ObjectMeta, WorkloadApi } from '../../src/k8s/in-cluster.js';
 import type { WorkloadApply } from '../../src/engage/plan.js';
-import { ANNOTATION_ENGAGEMENTS } from '../../src/lib/k8s-keys.js';
+import { ANNOTATION_ENGAGEMENTS, ANNOTATION_ORIGINAL_TARGETS } from '../../src/lib/k8s-keys.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const s = (n: number): number => n * 1000;
@@ -182,6 +183,10 @@ function engagedBy(session: string, grace: number): WorkloadObject {
 
 class FakeApi implements WorkloadApi {
   applied: { manager: string; config: WorkloadApply }[] = [];
+  serviceApplied: { manager: string; config: ServiceApply }[] = [];
+  /** Every apply, Service or workload, as `<kind>/<name> by <manager>`. */
+  order: string[] = [];
+  services: ServiceObject[] = [];
   constructor(
     public workloads: WorkloadObject[],
     public extraMeta: ObjectMeta[] = [],
@@ -199,6 +204,17 @@ class FakeApi implements WorkloadApi {
   }
   apply(config: WorkloadApply, manager: string): Promise<void> {
     this.applied.push({ manager, config });
+    this.order.push(`${config.kind.toLowerCase()}/${config.metadata.name} by ${manager}`);
+    return Promise.resolve();
+  }
+  readService(namespace: string, name: string): Promise<ServiceObject | undefined> {
+    return Promise.resolve(
+      this.services.find((s) => s.metadata.namespace === namespace && s.metadata.name === name),
+    );
+  }
+  applyService(config: ServiceApply, manager: string): Promise<void> {
+    this.serviceApplied.push({ manager, config });
+    this.order.push(`service/${config.metadata.name} by ${manager}`);
     return Promise.resolve();
   }
 }
@@ -300,4 +316,192 @@ test('a session heard from brings the next sweep forward, for what it may engage
   t.is(decide({ engaged: [], heard, now: T0 + s(1) }).nextSweepMs, s(7));
   // Long silent: nothing of it to wait for.
   t.is(decide({ engaged: [], heard, now: T0 + s(60) }).nextSweepMs, MAX_SWEEP_MS);
+});
+
+// Intercepts and wiretaps: the Service port tp pointed at the agent goes back too.
+
+const switched = (port: number, listen: number): NonNullable<EngagementRecord['service']> => ({
+  name: 'web',
+  port,
+  protocol: 'TCP',
+  listen,
+});
+
+/** Workload `name` as intercepts by `sessions` left it: the sidecar and the annotation. */
+function intercepted(
+  name: string,
+  sessions: Record<string, Partial<EngagementRecord>>,
+): WorkloadObject {
+  const engagements = Object.fromEntries(
+    Object.entries(sessions).map(([session, over]) => [
+      session,
+      {
+        mode: 'intercept',
+        container: 'echo',
+        ports: [],
+        since: new Date(T0).toISOString(),
+        grace: 5,
+        ...over,
+      } satisfies EngagementRecord,
+    ]),
+  );
+  return {
+    ...echo,
+    metadata: {
+      name,
+      namespace: 'shop',
+      annotations: { [ANNOTATION_ENGAGEMENTS]: JSON.stringify(engagements) },
+    },
+    spec: {
+      ...echo.spec,
+      template: {
+        spec: {
+          containers: [...echo.spec.template.spec.containers, { name: 'tp-agent', image: 'a:1' }],
+        },
+      },
+    },
+  };
+}
+
+/** Service web with ports 80 and 81 pointed at agent ports 9901 and 9902. */
+const webService = (): ServiceObject => ({
+  metadata: {
+    name: 'web',
+    namespace: 'shop',
+    annotations: {
+      [ANNOTATION_ORIGINAL_TARGETS]: JSON.stringify({ '80/TCP': 'http', '81/TCP': 8081 }),
+    },
+  },
+  spec: {
+    selector: { app: 'echo' },
+    ports: [
+      { name: 'http', port: 80, targetPort: 9901, protocol: 'TCP' },
+      { name: 'admin', port: 81, targetPort: 9902, protocol: 'TCP' },
+    ],
+  },
+});
+
+async function sweepAt(api: FakeApi, at: number, alive: string[] = []): Promise<object[]> {
+  let now = T0;
+  const logs: object[] = [];
+  const reaper = createReaper({
+    namespace: 'tp-system',
+    api: () => api,
+    log: (o) => logs.push(o),
+    now: () => now,
+  });
+  now = at;
+  for (const session of alive) reaper.heard({ v: 1, op: 'heartbeat', session, grace: 5 });
+  await reaper.sweep();
+  return logs;
+}
+
+test('a silent intercept’s Service port is pointed back at the app before its agent goes', async (t) => {
+  const api = new FakeApi([intercepted('echo', { gone: { service: switched(80, 9901) } })]);
+  api.services = [webService()];
+  const logs = await sweepAt(api, T0 + s(60));
+  t.deepEqual(api.order, [
+    'service/web by tp',
+    'service/web by tp-restored',
+    'deployment/echo by tp',
+  ]);
+  // Every port tp switched goes back, and the annotation is no longer stated.
+  const restore = api.serviceApplied[0]?.config;
+  t.deepEqual(restore?.metadata, { name: 'web', namespace: 'shop' });
+  t.deepEqual(restore?.spec?.ports, [
+    { port: 80, protocol: 'TCP', targetPort: 'http' },
+    { port: 81, protocol: 'TCP', targetPort: 8081 },
+  ]);
+  t.deepEqual(api.serviceApplied[1]?.config, restore);
+  t.like(logs.at(-1), { session: 'gone', service: 'web', restored: true });
+});
+
+test('a Service port another session still takes stays pointed at the agent', async (t) => {
+  const api = new FakeApi([
+    intercepted('echo', {
+      gone: { service: switched(80, 9901) },
+      alive: { service: switched(80, 9901), mode: 'wiretap' },
+    }),
+  ]);
+  api.services = [webService()];
+  await sweepAt(api, T0 + s(60), ['alive']);
+  t.deepEqual(api.order, ['deployment/echo by tp']);
+});
+
+test('a Service port taken through another workload stays pointed at its agent', async (t) => {
+  const api = new FakeApi([
+    intercepted('echo', { gone: { service: switched(80, 9901) } }),
+    intercepted('echo-canary', { alive: { service: switched(80, 9901) } }),
+  ]);
+  api.services = [webService()];
+  await sweepAt(api, T0 + s(60), ['alive']);
+  t.deepEqual(api.order, ['deployment/echo by tp']);
+});
+
+test('only the silent session’s port goes back; another port of the Service stays switched', async (t) => {
+  const api = new FakeApi([
+    intercepted('echo', {
+      gone: { service: switched(80, 9901) },
+      alive: { service: switched(81, 9902) },
+    }),
+  ]);
+  api.services = [webService()];
+  await sweepAt(api, T0 + s(60), ['alive']);
+  t.deepEqual(api.order, [
+    'service/web by tp',
+    'service/web by tp-restored',
+    'deployment/echo by tp',
+  ]);
+  t.deepEqual(api.serviceApplied[0]?.config, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: 'web',
+      namespace: 'shop',
+      annotations: { [ANNOTATION_ORIGINAL_TARGETS]: JSON.stringify({ '81/TCP': 8081 }) },
+    },
+    spec: {
+      ports: [
+        { port: 81, protocol: 'TCP', targetPort: 9902 },
+        { port: 80, protocol: 'TCP', targetPort: 'http' },
+      ],
+    },
+  });
+  t.deepEqual(api.serviceApplied[1]?.config.spec?.ports, [
+    { port: 80, protocol: 'TCP', targetPort: 'http' },
+  ]);
+});
+
+test('when two silent sessions share a Service port, the last restored in the sweep points it back', async (t) => {
+  const api = new FakeApi([
+    intercepted('echo', { a: { service: switched(80, 9901) } }),
+    intercepted('echo-canary', { b: { service: switched(80, 9901) } }),
+  ]);
+  api.services = [webService()];
+  await sweepAt(api, T0 + s(60));
+  t.deepEqual(api.order, [
+    'deployment/echo by tp',
+    'service/web by tp',
+    'service/web by tp-restored',
+    'deployment/echo-canary by tp',
+  ]);
+});
+
+test('a Service that is gone, or that tp no longer switches, leaves the workload’s restore be', async (t) => {
+  const gone = new FakeApi([intercepted('echo', { gone: { service: switched(80, 9901) } })]);
+  await sweepAt(gone, T0 + s(60));
+  t.deepEqual(gone.order, ['deployment/echo by tp']);
+  const plain = new FakeApi([intercepted('echo', { gone: { service: switched(80, 9901) } })]);
+  plain.services = [{ ...webService(), metadata: { name: 'web', namespace: 'shop' } }];
+  await sweepAt(plain, T0 + s(60));
+  t.deepEqual(plain.order, ['deployment/echo by tp']);
+});
+
+test('a Service that cannot be pointed back keeps the agent there, to be tried again', async (t) => {
+  const api = new FakeApi([intercepted('echo', { gone: { service: switched(80, 9901) } })]);
+  api.services = [webService()];
+  api.applyService = () => Promise.reject(new Error('HTTP 403 from /api/v1/...: forbidden'));
+  const logs = (await sweepAt(api, T0 + s(60))) as { msg?: string }[];
+  t.deepEqual(api.applied, []);
+  t.true(logs.some((l) => l.msg?.includes('failed') === true));
 });
