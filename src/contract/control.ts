@@ -64,6 +64,12 @@ export interface EngagementStart {
   ports: EngagedPort[];
   /** intercept, wiretap: the app port the agent proxies, and what of its traffic to take. */
   tap?: { target: number; filter?: HttpFilter };
+  /**
+   * How the daemon finds the engagement's agent pods as they change (another session's
+   * engagement rolls the workload, a pod is rescheduled): the workload's label selector and
+   * the agent's container and image.
+   */
+  follow?: { selector: string; container: string; image: string };
 }
 
 /** What the CLI learnt once the engagement ran: where it put the env and the mounts. */
@@ -224,8 +230,18 @@ export const parseEngagementStart: BodyParser<EngagementStart> = (body) => {
       };
     }),
     ...(o.tap === undefined ? {} : { tap: tapOf(o.tap) }),
+    ...(o.follow === undefined ? {} : { follow: followOf(o.follow) }),
   };
 };
+
+function followOf(value: unknown): NonNullable<EngagementStart['follow']> {
+  const o = fields(value);
+  return {
+    selector: text(o, 'selector'),
+    container: text(o, 'container'),
+    image: text(o, 'image'),
+  };
+}
 
 function tapOf(value: unknown): NonNullable<EngagementStart['tap']> {
   const o = fields(value);

@@ -38,7 +38,58 @@ export class Engagements {
     private readonly log: (o: object) => void = () => undefined,
     /** The session's name: what the agents know its taps by. */
     private readonly session = 'tp',
+    /** The agent pods of an engagement now; without it, the pods it started with stay. */
+    private readonly listPods?: (
+      namespace: string,
+      follow: NonNullable<EngagementStart['follow']>,
+    ) => Promise<string[]>,
+    private readonly followMs = 2000,
   ) {}
+
+  private follower: NodeJS.Timeout | undefined;
+
+  /** Looks for the engagements' agent pods again: those that went, and those that came. */
+  async follow(): Promise<void> {
+    const listPods = this.listPods;
+    if (listPods === undefined) return;
+    await Promise.all(
+      [...this.active.values()].map(async (a) => {
+        const f = a.start.follow;
+        if (f === undefined) return;
+        let pods: string[];
+        try {
+          pods = await listPods(a.start.namespace, f);
+        } catch (err) {
+          this.log({
+            msg: 'cannot list the agent pods',
+            workload: a.start.workload,
+            error: String(err),
+          });
+          return;
+        }
+        // None Ready for a moment (a rollout between pods): the streams wait where they are.
+        if (pods.length === 0 || pods.join() === [...a.start.pods].sort().join()) return;
+        if (this.active.get(a.start.workload) !== a) return;
+        this.log({ msg: 'agent pods changed', workload: a.start.workload, pods });
+        a.start = { ...a.start, pods };
+        a.inbound?.setPods(pods);
+        a.taps?.setPods(pods);
+      }),
+    );
+  }
+
+  private watchPods(): void {
+    if (this.listPods === undefined || this.follower !== undefined) return;
+    this.follower = setInterval(() => {
+      if (this.active.size === 0) {
+        clearInterval(this.follower);
+        this.follower = undefined;
+        return;
+      }
+      void this.follow();
+    }, this.followMs);
+    this.follower.unref();
+  }
 
   /** Starts (or, for the same workload, restarts) carrying the engagement's connections. */
   async start(req: EngagementStart): Promise<EngagementStatus> {
@@ -72,6 +123,7 @@ export class Engagements {
           });
     inbound?.start();
     const active: Active = { start: req, since: new Date().toISOString(), inbound, taps };
+    this.watchPods();
     this.active.set(req.workload, active);
     this.log({ msg: 'engagement started', workload: req.workload, mode: req.mode, pods: req.pods });
     return statusOf(active);
@@ -164,6 +216,8 @@ export class Engagements {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.follower);
+    this.follower = undefined;
     await Promise.all([...this.active.keys()].map((w) => this.leave(w)));
   }
 }

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { daemonAccess } from '../k8s/daemon-transport.js';
 import { openPortForward } from '../k8s/port-forward.js';
 import { getJson, type KubeTransport } from '../k8s/transport.js';
+import { listAgentPods } from './pod-follower.js';
 import { FlowServer } from '../netstack/flow-server.js';
 import type { NetstackLibrary } from '../netstack/library.js';
 import { RunningNetstack } from '../netstack/stack.js';
@@ -189,6 +190,7 @@ export async function runSession(lib: NetstackLibrary, log: Log): Promise<Sessio
       (namespace, pod) => openPortForward(transport, { namespace, pod, port: AGENT_PORT }),
       log,
       config.name,
+      listAgentPods(transport),
     );
     cleanups.push(() => engagements.stop());
 

@@ -179,6 +179,13 @@ export async function engage(
       container: plan.container,
       pods,
       ports: plan.ports,
+      follow: {
+        selector: Object.entries(found.spec.selector?.matchLabels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+        container: agentContainer,
+        image: agent.ref,
+      },
       ...(tap === undefined
         ? {}
         : {

@@ -28,6 +28,7 @@ const strictNs = `tp-e2e-icpt-strict-${hex}`;
 const a = sessionName('icpt-a');
 const b = sessionName('icpt-b');
 const c = sessionName('icpt-c');
+const d = sessionName('icpt-d');
 const daemons: Record<string, string> = {};
 
 const restricted = {
@@ -131,8 +132,12 @@ async function localServer(session: string, args: string[], whoIs: string): Prom
   ]);
 }
 
-async function connect(session: string, namespace: string): Promise<void> {
-  const r = await tpLab(['connect', '--docker', '-n', namespace, '--name', session, '--json']);
+async function connect(
+  session: string,
+  namespace: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<void> {
+  const r = await tpLab(['connect', '--docker', '-n', namespace, '--name', session, '--json'], env);
   if (r.exitCode !== 0) throw new Error(`connect of ${session} failed: ${r.stdout} ${r.stderr}`);
   daemons[session] = json<ConnectResult>(r).container;
 }
@@ -150,7 +155,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  for (const s of [b, c]) {
+  for (const s of [b, c, d]) {
     await tpLab(['quit', '--name', s]);
     await engine.removeLabelled({ [LABEL_SESSION]: s });
   }
@@ -161,8 +166,11 @@ test.after.always(async () => {
 /** What a command printed: with --json, its error is JSON on stdout. */
 const said = (r: { stdout: string; stderr: string }): string => r.stdout + r.stderr;
 
-const tpAs = (session: string, args: string[]): ReturnType<typeof tpLab> =>
-  tpLab([...args, '--use', session, '--json']);
+const tpAs = (
+  session: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): ReturnType<typeof tpLab> => tpLab([...args, '--use', session, '--json'], env);
 
 /** curl in a session's namespace: a client in the cluster, as a pod would be. */
 async function curlFrom(session: string, args: string[]): Promise<string> {
@@ -439,9 +447,57 @@ test.serial('a wiretap copies matching requests while the app answers them', asy
 });
 
 test.serial(
-  'when a session dies its intercept ends within 5 s and the app gets the requests',
+  'when a session dies its intercept ends within 5 s, the app gets the requests, and tp-manager restores the workload',
   async (t) => {
+    const before = { web: await workloadSpec(ns, 'deploy/web'), svc: await serviceSpec(ns, 'web') };
+    // A session of its own, with a short grace, so that tp-manager restores within the test.
+    const grace = { TP_ENGAGEMENT_GRACE: '10s' };
+    await connect(d, ns, grace);
+    await localServer(d, ['web', '-listen', ':8080'], 'local-d');
+    t.is((await tpAs(d, ['intercept', 'web', '--http-header', 'x-user=dan'], grace)).exitCode, 0);
+    const url = `http://web.${ns}/`;
+    await until(
+      'the intercept',
+      async () =>
+        whos(await curlFrom(a, [url, '-H', 'x-user: dan']))[0] === 'local-d' ? true : undefined,
+      15_000,
+    );
+    await run('docker', ['kill', daemons[d] ?? '']);
+    const killed = Date.now();
+    await until(
+      'the app',
+      async () =>
+        whos(await curlFrom(a, [url, '-H', 'x-user: dan']))[0] === 'cluster' ? true : undefined,
+      10_000,
+    );
+    const back = Date.now() - killed;
+    t.true(back < 5000, `back after ${back} ms`);
+    // After that, nothing fails.
+    for (let i = 0; i < 20; i += 1)
+      t.deepEqual(whos(await curlFrom(a, [url, '-H', 'x-user: dan'])), ['cluster']);
+    t.log(`traffic back to the app ${back} ms after the daemon was killed`);
+    // Then tp-manager, hearing nothing from the session for its grace, removes the agent.
+    await until(
+      'the restore',
+      async () =>
+        JSON.stringify(await workloadSpec(ns, 'deploy/web')) === JSON.stringify(before.web)
+          ? true
+          : undefined,
+      60_000,
+    );
+    t.deepEqual(await serviceSpec(ns, 'web'), before.svc);
+    t.log(`restored by tp-manager ${Date.now() - killed} ms after the daemon was killed`);
+  },
+);
+
+test.serial(
+  'wiretaps run alongside an intercept, and follow the pods when a later engagement rolls the workload',
+  async (t) => {
+    t.is((await tpAs(a, ['wiretap', 'web'])).exitCode, 0);
+    t.teardown(() => tpAs(a, ['leave', 'web']));
+    // An intercept makes the agent's mounts writable: the workload rolls, and a's tap follows.
     t.is((await tpAs(b, ['intercept', 'web', '--http-header', 'x-user=bob'])).exitCode, 0);
+    t.teardown(() => tpAs(b, ['leave', 'web']));
     const url = `http://web.${ns}/`;
     await until(
       'the intercept',
@@ -449,20 +505,19 @@ test.serial(
         whos(await curlFrom(a, [url, '-H', 'x-user: bob']))[0] === 'local-b' ? true : undefined,
       15_000,
     );
-    await run('docker', ['kill', daemons[b] ?? '']);
-    const killed = Date.now();
-    await until(
-      'the app',
-      async () =>
-        whos(await curlFrom(a, [url, '-H', 'x-user: bob']))[0] === 'cluster' ? true : undefined,
-      10_000,
+    t.deepEqual(whos(await curlFrom(a, [url])), ['cluster']);
+    const copied = await until(
+      "a's copies",
+      async () => {
+        await curlFrom(a, [url]);
+        const m = /intercepting all TCP connections to port 8080; (\d+) copied/.exec(
+          (await tpLab(['status', '--name', a])).stdout,
+        );
+        return m !== null && Number(m[1]) >= 2 ? Number(m[1]) : undefined;
+      },
+      20_000,
     );
-    const back = Date.now() - killed;
-    t.true(back < 5000, `back after ${back} ms`);
-    // After that, nothing fails.
-    for (let i = 0; i < 20; i += 1)
-      t.deepEqual(whos(await curlFrom(a, [url, '-H', 'x-user: bob'])), ['cluster']);
-    t.log(`traffic back to the app ${back} ms after the daemon was killed`);
+    t.true(copied >= 2);
   },
 );
 
