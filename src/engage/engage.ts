@@ -197,6 +197,7 @@ export async function engage(
     });
   let applied: ReadWorkload;
   let early: string[] = [];
+  let current = step;
   try {
     applied = await ctx.workloads.apply(plan.apply);
     // The cluster sends the first agent pod traffic once it is Ready, before the old pods are
@@ -212,12 +213,15 @@ export async function engage(
       if (early.length > 0) await start(early);
     }
     await rolledOut;
-    // The Service turns to the agent only once every pod has one to receive its traffic.
-    if (tap !== undefined)
-      await switchService(ctx.services, ctx.namespace, tap.service, plan.engagements);
     step.succeed();
+    // The Service turns to the agent only once every pod has one to receive its traffic.
+    if (tap !== undefined) {
+      current = progress.step(`Pointing Service ${tap.service}:${tap.servicePort} at the agent`);
+      await switchService(ctx.services, ctx.namespace, tap.service, plan.engagements);
+      current.succeed();
+    }
   } catch (err) {
-    step.fail();
+    current.fail();
     if (early.length > 0)
       await ctx.control.call('POST /v1/engagements/leave', { workload: id(found) }).catch(() => 0);
     if (tap !== undefined)
