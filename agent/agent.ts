@@ -53,6 +53,8 @@ export interface AgentOptions {
 export interface Agent extends AsyncDisposable {
   readonly port: number;
   readonly healthPort: number;
+  /** Each proxied app port, and the port it is proxied on (the one asked for, or chosen for 0). */
+  readonly proxied: ReadonlyMap<number, number>;
   stop(): Promise<void>;
 }
 
@@ -196,6 +198,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   });
 
   const listeners: (Listener | ProxyListener)[] = [];
+  const proxied = new Map<number, number>();
   let health: Server | undefined;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -243,15 +246,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
     for (const p of proxies) {
       try {
-        listeners.push(
-          await listenProxy(p, {
-            appHost: opts.appHost ?? '127.0.0.1',
-            host: publicHost,
-            taps: (target) => taps.at(target),
-            track,
-            log,
-          }),
-        );
+        const listener = await listenProxy(p, {
+          appHost: opts.appHost ?? '127.0.0.1',
+          host: publicHost,
+          taps: (target) => taps.at(target),
+          track,
+          log,
+        });
+        listeners.push(listener);
+        proxied.set(p.target, listener.port);
       } catch (err) {
         throw new Error(`cannot listen on proxied port ${p.listen}: ${String(err)}`);
       }
@@ -269,6 +272,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const agent: Agent = {
     port: portOf(control, opts.port ?? AGENT_PORT),
     healthPort: portOf(health, opts.healthPort ?? AGENT_HEALTH_PORT),
+    proxied,
     stop,
     [Symbol.asyncDispose]: stop,
   };

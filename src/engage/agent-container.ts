@@ -157,6 +157,8 @@ export interface SidecarOptions {
   /** intercept, wiretap: the ports the agent stands in front of. */
   proxies: ProxyPort[];
   readOnlyVolumes: ReadonlySet<string>;
+  /** The pod's own runAsUser, which the sidecar inherits unless the container names one. */
+  podRunAsUser?: number | undefined;
 }
 
 /**
@@ -170,7 +172,9 @@ export function sidecarAgent(
   image: string,
   opts: SidecarOptions = { writable: false, proxies: [], readOnlyVolumes: new Set() },
 ): Record<string, unknown> {
-  const appUid = c.securityContext?.runAsUser;
+  // Writable mounts: the sidecar runs as the app's user (the container's, else the pod's), so
+  // what it writes the app can change; never as root, which `runAsNonRoot` would refuse.
+  const appUid = c.securityContext?.runAsUser ?? opts.podRunAsUser;
   const env = (c.env ?? []).map((e) => {
     const ref = e.valueFrom?.resourceFieldRef;
     return ref === undefined || ref.containerName !== undefined

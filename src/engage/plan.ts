@@ -426,6 +426,7 @@ function desiredApply(
     writable: entries.some((e) => e.mode === 'intercept'),
     proxies: proxiesOf(engagements),
     readOnlyVolumes: apiDataVolumes(workload),
+    podRunAsUser: workload.spec.template.spec.securityContext?.runAsUser,
   });
   return { ...base, metadata: { ...base.metadata, annotations }, spec: podSpec([sidecar]) };
 }

@@ -71,7 +71,11 @@ export interface WorkloadObject {
     replicas?: number;
     template: {
       metadata?: { labels?: Record<string, string> };
-      spec: { containers: Container[]; volumes?: Volume[] };
+      spec: {
+        containers: Container[];
+        volumes?: Volume[];
+        securityContext?: { runAsUser?: number; [key: string]: unknown };
+      };
     };
   };
 }

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { connect as h2connect, createServer as h2server, type Http2Server } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { WebSocketServer } from 'ws';
 import { WebSocket } from 'undici';
 import type { HttpFilter } from '../../src/contract/agent.js';
 import { Engagements } from '../../src/daemon/engagements.js';
-import { dial, freePort, listen, loopbackAgent } from './agent-fixture.js';
+import { dial, listen, loopbackAgent } from './agent-fixture.js';
 
 const run = promisify(execFile);
 
@@ -121,11 +122,12 @@ async function rig(
   const local = whoServer('local');
   const appPort = await listen(opts.h2 === true ? app.h2 : app.h1);
   const localPort = await listen(opts.h2 === true ? local.h2 : local.h1);
-  const proxy = await freePort();
+  // Port 0: the system's choice, so that no other test's socket can take it meanwhile.
   const agent = await loopbackAgent(
-    { proxies: [{ listen: proxy, target: appPort }] },
+    { proxies: [{ listen: 0, target: appPort }] },
     { tapSilenceMs: 1500 },
   );
+  const proxy = agent.proxied.get(appPort) ?? 0;
   const engagements = new Engagements(
     (_ns, _pod) => dial(agent.port),
     () => undefined,
@@ -406,6 +408,29 @@ test('a stopped local side never slows the app: its copies are dropped and count
   t.true(Date.now() - started < 3000, 'answered at once');
   await waitFor(() => (r.engagements.status()[0]?.dropped ?? 0) >= 5);
   t.is(r.engagements.status()[0]?.dropped, 5);
+});
+
+test('a local side that never answers never slows the app: copies beyond the queue are dropped', async (t) => {
+  const r = await rig(t, 'wiretap', alice);
+  await r.stopLocal();
+  // Accepts and reads nothing: every copy waits, as behind a breakpoint.
+  const stuck = createNetServer((s) => {
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((res) => stuck.listen(r.localPort, '127.0.0.1', res));
+  t.teardown(() => {
+    stuck.close();
+  });
+  const started = Date.now();
+  const answers = await Promise.all(
+    Array.from({ length: 100 }, () =>
+      curl(`http://127.0.0.1:${r.proxy}/`, '-H', 'x-user: alice', '-d', 'x'.repeat(1000)),
+    ),
+  );
+  t.true(answers.every((a) => whos(a)[0] === 'app'));
+  t.true(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  await waitFor(() => (r.engagements.status()[0]?.dropped ?? 0) >= 20);
+  t.true((r.engagements.status()[0]?.dropped ?? 0) >= 20);
 });
 
 test('when the session goes silent its intercept ends and the app gets its traffic back', async (t) => {
