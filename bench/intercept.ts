@@ -16,10 +16,13 @@
 //   locally; leave: from `tp leave` to the first answered by the app; both against
 //   `kubectl rollout restart` of the Deployment until its new pod answers.
 //   Goal: intercept within rollout + 1 s.
-// Latencies are p50 / p99 of --requests per run (one more request goes first, not counted); each
-// figure, its difference and its ratio are taken per run, and the table gives the median over
-// --runs of each. The requests come from perl in a pod of the lab's dnsutils image (it has no
-// curl), timed in the pod with clock_gettime, so the client's own cost is in both figures.
+// Latencies are p50 / p99 of --requests per run, after 50 not counted (they warm the agent's
+// JIT and open the port-forward's first stream); each figure, its difference and its ratio are
+// taken per run, and the table gives the median over --runs of each. The requests come from
+// perl in a pod of the lab's dnsutils image (it has no curl), timed there with clock_gettime, so
+// the client's own cost is in both figures; each has 2 s (a connection to a pod kube-proxy has
+// not yet dropped would wait out TCP's retries), and those that fail, the copies the wiretap
+// dropped and the times each run took are printed below the table.
 //   npx tsx bench/intercept.ts [--requests 200] [--runs 3]
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -51,24 +54,25 @@ const execFileP = promisify(execFile);
 const engine = DockerEngine.connect();
 const BYTES = 256 << 20;
 const TRANSFERS = 3;
+const WARMUP = 50;
 const MATCH = 'x-user: someone-else';
 const TAP = 'x-user: tap';
 
-const kubectl = async (...args: string[]): Promise<string> =>
+/** Aborted on SIGINT or SIGTERM: the commands running then end, and no more start. */
+const stopping = new AbortController();
+const run = async (file: string, args: string[], signal?: AbortSignal): Promise<string> =>
   (
-    await execFileP('kubectl', ['--context', 'tp-lab', ...args], {
-      maxBuffer: 64 << 20,
-      timeout: 300_000,
-    })
-  ).stdout;
-const tp = async (...args: string[]): Promise<string> =>
-  (
-    await execFileP(process.execPath, ['--', tpBin, ...args], {
+    await execFileP(file, args, {
       env,
       maxBuffer: 64 << 20,
       timeout: 300_000,
+      ...(signal === undefined ? {} : { signal }),
     })
   ).stdout;
+const kubectl = (...args: string[]): Promise<string> =>
+  run('kubectl', ['--context', 'tp-lab', ...args], stopping.signal);
+const tp = (...args: string[]): Promise<string> =>
+  run(process.execPath, ['--', tpBin, ...args], stopping.signal);
 
 function samplesImage(): string {
   return `127.0.0.1:5000/tp-lab/samples:${readFileSync('/var/lib/tp-lab/samples.tag', 'utf8').trim()}`;
@@ -195,15 +199,18 @@ interface Batch {
   failed: string[];
 }
 
-/** The client's lines, less the first `skip`. */
+/** The client's lines: the answers less the first `skip` lines', every failure. */
 function parse(out: string, skip = 0): Batch {
   const ok: Answer[] = [];
   const failed: string[] = [];
-  for (const l of out.trim().split('\n').slice(skip)) {
+  for (const [i, l] of out.trim().split('\n').entries()) {
     if (l === '') continue;
     const [us = '', code = '', who = '', pod = '', bytes = ''] = l.split(' ');
-    if (us === 'fail') failed.push(`${who.replace(/_/g, ' ')} after ${ms(Number(code) / 1000)} ms`);
-    else ok.push({ us: Number(us), code: Number(code), who, pod, bytes: Number(bytes) });
+    const warm = i < skip ? ', warming up' : '';
+    if (us === 'fail')
+      failed.push(`${who.replace(/_/g, ' ')} after ${ms(Number(code) / 1000)} ms${warm}`);
+    else if (i >= skip)
+      ok.push({ us: Number(us), code: Number(code), who, pod, bytes: Number(bytes) });
   }
   return { ok, failed };
 }
@@ -239,15 +246,15 @@ async function until(
 }
 
 /**
- * `n` sequential requests from the cluster, after one not counted; the milliseconds each took,
- * and how many failed or were answered by someone other than `who`.
+ * `requests` sequential requests from the cluster, after WARMUP not counted; the milliseconds
+ * each took, and those that failed (the warm-up's too) or were answered by someone but `who`.
  */
 async function latency(
   mode: 'conn' | 'keep',
   headers: string[],
   who: string,
 ): Promise<{ ms: number[]; bad: string[] }> {
-  const b = await fromCluster(mode, '/', requests + 1, headers, '', 2, 1);
+  const b = await fromCluster(mode, '/', WARMUP + requests, headers, '', 2, WARMUP);
   const good = b.ok.filter((a) => a.code === 200 && a.who === who);
   const wrong = b.ok.filter((a) => !good.includes(a)).map((a) => `${a.code} from ${a.who}`);
   return { ms: good.map((a) => a.us / 1000), bad: [...b.failed, ...wrong] };
@@ -269,7 +276,7 @@ async function portForward(): Promise<{ port: number; stop: () => void }> {
   const pf = spawn(
     'kubectl',
     ['--context', 'tp-lab', '-n', ns, 'port-forward', '--address', '127.0.0.1', 'svc/web', ':80'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'], signal: stopping.signal },
   );
   const stop = (): void => {
     if (pf.exitCode === null) pf.kill();
@@ -316,14 +323,14 @@ async function fromHost(
       '-w',
       '%{time_total} %{http_code} %header{x-served-by}\\n',
       ...[...headers, ...(mode === 'conn' ? ['Connection: close'] : [])].flatMap((h) => ['-H', h]),
-      ...Array.from({ length: requests + 1 }, () => ['-o', '/dev/null', url]).flat(),
+      ...Array.from({ length: WARMUP + requests }, () => ['-o', '/dev/null', url]).flat(),
     ],
-    { maxBuffer: 16 << 20, timeout: 180_000 },
+    { maxBuffer: 16 << 20, timeout: 180_000, signal: stopping.signal },
   );
   const counted = stdout
     .trim()
     .split('\n')
-    .slice(1)
+    .slice(WARMUP)
     .map((l) => l.split(' '));
   const good = counted.filter(([, code, who]) => code === '200' && who === 'cluster');
   return {
@@ -356,14 +363,23 @@ interface Pair<T> {
   base: T;
 }
 
-/** Cleanups run once, on the way out or on a signal. */
+/** Cleanups, last first, run once: on the way out, or on a signal (each awaits the same run). */
 const cleanups: (() => Promise<unknown>)[] = [];
-async function cleanUp(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-}
+let cleaning: Promise<void> | undefined;
+const cleanUp = (): Promise<void> =>
+  (cleaning ??= (async () => {
+    for (const c of cleanups.reverse())
+      await c().catch((err: unknown) => {
+        console.error(`cleanup: ${err instanceof Error ? err.message : String(err)}`);
+      });
+  })());
+// Handled for as long as the process lives: tsx relays a signal the child also got, and a
+// second one with no handler left would end the process in the middle of the cleanup.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping.signal.aborted) return;
     console.error(`${signal}: cleaning up ${ns} and ${session}`);
+    stopping.abort();
     void cleanUp().finally(() => process.exit(130));
   });
 }
@@ -372,7 +388,9 @@ async function main(): Promise<void> {
   const image = samplesImage();
   const dnsutils = readFileSync('/var/lib/tp-lab/dnsutils.ref', 'utf8').trim();
   await kubectl('create', 'namespace', ns);
-  cleanups.push(() => kubectl('delete', 'namespace', ns, '--wait=false'));
+  cleanups.push(() =>
+    run('kubectl', ['--context', 'tp-lab', 'delete', 'namespace', ns, '--wait=false']),
+  );
   const manifest = {
     apiVersion: 'v1',
     kind: 'List',
@@ -435,6 +453,7 @@ async function main(): Promise<void> {
   };
   const apply = spawn('kubectl', ['--context', 'tp-lab', 'apply', '-f', '-'], {
     stdio: ['pipe', 'ignore', 'inherit'],
+    signal: stopping.signal,
   });
   apply.stdin.end(JSON.stringify(manifest));
   const applied = await new Promise((r) => apply.once('exit', r));
@@ -442,7 +461,7 @@ async function main(): Promise<void> {
   for (const d of ['deploy/web', 'deploy/client'])
     await kubectl('-n', ns, 'rollout', 'status', d, '--timeout=120s');
   cleanups.push(() => engine.removeLabelled({ [LABEL_SESSION]: session }));
-  cleanups.push(() => tp('quit', '--name', session));
+  cleanups.push(() => run(process.execPath, ['--', tpBin, 'quit', '--name', session]));
   await tp('connect', '--docker', '-n', ns, '--name', session);
   const daemon = (await engine.listLabelled({ [LABEL_SESSION]: session })).containers.find(
     (c) => c.labels['tp.component'] === 'daemon',
@@ -508,7 +527,6 @@ async function main(): Promise<void> {
     const pf = await portForward();
     try {
       for (const mode of ['conn', 'keep'] as const) {
-        await fromHost(pf.port, mode, [MATCH]); // the port-forward's first stream, not counted
         const r = await fromHost(pf.port, mode, [MATCH]);
         count(`port-forward, ${mode}`, r.bad);
         before[mode === 'conn' ? 'pfConn' : 'pfKeep'] = lat(r.ms);
@@ -574,7 +592,7 @@ async function main(): Promise<void> {
       base: tapBefore.keep,
     });
     const copiedAfter = await copies();
-    tapped.sent += 2 * (requests + 1);
+    tapped.sent += 2 * (WARMUP + requests);
     tapped.copied += copiedAfter.copied - copiedBefore.copied;
     tapped.dropped += copiedAfter.dropped - copiedBefore.dropped;
     await tp('leave', 'web', '--use', session);
@@ -636,6 +654,8 @@ async function main(): Promise<void> {
 
 try {
   await main();
+} catch (err) {
+  if (!stopping.signal.aborted) throw err;
 } finally {
   await cleanUp();
 }

@@ -5,11 +5,10 @@
  * the Service's appProtocol, then its port name, then the client's first bytes; HTTP/1.x
  * and HTTP/2 are routed request by request, anything else goes to the app.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { ProxyPort } from '../../src/contract/agent.js';
 import type { ActiveTap } from '../taps.js';
-import { HttpCopies } from './http-copy.js';
-import { http1Server } from './http1.js';
+import { serveHttp1 } from './http1.js';
 import { http2Server } from './http2.js';
 import { Copy, dialAndSplice } from './raw.js';
 import { connectionLevel } from './route.js';
@@ -45,8 +44,6 @@ export async function listenProxy(p: ProxyPort, deps: ProxyDeps): Promise<ProxyL
       deps.log(o);
     },
   };
-  const copies = new HttpCopies();
-  const h1 = http1Server(common, copies);
   const h2 = http2Server(common);
   const declared = declaredProtocol(p.appProtocol);
 
@@ -74,8 +71,18 @@ export async function listenProxy(p: ProxyPort, deps: ProxyDeps): Promise<ProxyL
         whole(client);
         return;
       }
+      // Most requests go to the app: its connection is opened while the client's first bytes
+      // are on their way, as a client of the app alone would have it open by then.
+      const early = connect({
+        host: deps.appHost,
+        port: p.target,
+        noDelay: true,
+        allowHalfOpen: true,
+      });
+      early.on('error', () => undefined);
       const timer = setTimeout(() => {
         client.off('readable', first);
+        early.destroy();
         whole(client);
       }, deps.firstBytesMs ?? 500);
       const first = (): void => {
@@ -87,13 +94,22 @@ export async function listenProxy(p: ProxyPort, deps: ProxyDeps): Promise<ProxyL
         clearTimeout(timer);
         // The parsers read the connection from its first byte.
         client.unshift(chunk);
-        if (startsWith(chunk, H2_PREFACE)) h2.emit('connection', client);
-        else if (HTTP1_START.test(chunk.subarray(0, 32).toString('latin1')))
-          h1.emit('connection', client);
-        else whole(client);
+        // The HTTP/2 preface first: it reads as an HTTP/1 request line too (`PRI * HTTP/2.0`).
+        if (startsWith(chunk, H2_PREFACE)) {
+          early.destroy();
+          h2.emit('connection', client);
+        } else if (HTTP1_START.test(chunk.subarray(0, 32).toString('latin1'))) {
+          void serveHttp1(client, common, early);
+        } else {
+          early.destroy();
+          whole(client);
+        }
       };
       client.once('readable', first);
       client.once('end', () => {
+        clearTimeout(timer);
+      });
+      client.once('close', () => {
         clearTimeout(timer);
       });
     },
@@ -110,8 +126,6 @@ export async function listenProxy(p: ProxyPort, deps: ProxyDeps): Promise<ProxyL
     port: (server.address() as { port: number }).port,
     close: () =>
       new Promise((resolve) => {
-        copies.close();
-        h1.closeAllConnections();
         h2.close();
         server.close(() => {
           resolve();
