@@ -11,7 +11,9 @@ import { connect, type Socket } from 'node:net';
 import type { ActiveTap } from '../taps.js';
 import {
   WireError,
+  connectionTokens,
   forwardBody,
+  parseHead,
   keepsAlive,
   readHead,
   requestFraming,
@@ -28,10 +30,6 @@ export interface Http1Deps {
   taps(): { intercepts: readonly ActiveTap[]; wiretaps: readonly ActiveTap[] };
   log(o: object): void;
 }
-
-/** Copies a wiretap's session may have in flight before more are dropped. */
-const MAX_COPIES = 64;
-const COPY_TIMEOUT_MS = 60_000;
 
 interface Upstream {
   socket: Socket;
@@ -70,32 +68,67 @@ function dial(host: string, port: number): Upstream {
   return { socket, pull: new Pull(socket) };
 }
 
-/** In-flight copies per wiretap, across connections. */
-const inFlight = new WeakMap<ActiveTap, number>();
+/**
+ * Connections to a wiretap's session door, reused copy after copy: each new one costs the
+ * daemon a port-forward stream, so a connection a copy could not keep up with requests that
+ * follow each other closely. With all of them busy, a copy is dropped.
+ */
+const MAX_COPY_CONNECTIONS = 8;
+const COPY_TIMEOUT_MS = 60_000;
+
+class CopyPool {
+  private readonly idle: Upstream[] = [];
+  private open = 0;
+
+  constructor(private readonly door: number) {}
+
+  take(): Upstream | undefined {
+    for (let u = this.idle.pop(); u !== undefined; u = this.idle.pop()) {
+      if (!u.socket.destroyed && !u.socket.readableEnded) return u;
+    }
+    if (this.open >= MAX_COPY_CONNECTIONS) return undefined;
+    this.open += 1;
+    const u = dial('127.0.0.1', this.door);
+    u.socket.once('close', () => {
+      this.open -= 1;
+      const i = this.idle.indexOf(u);
+      if (i >= 0) this.idle.splice(i, 1);
+    });
+    // An idle connection the session never closes goes after a while.
+    u.socket.setTimeout(COPY_TIMEOUT_MS, () => {
+      u.socket.destroy();
+    });
+    return u;
+  }
+
+  give(u: Upstream): void {
+    if (!u.socket.destroyed) this.idle.push(u);
+  }
+}
+
+const pools = new WeakMap<ActiveTap, CopyPool>();
 
 /** One wiretap's copy of one request: sent raw, its answer read to its end and dropped. */
 class CopyOut {
-  private readonly up: Upstream;
   private dropped = false;
+  private finish: () => void = () => undefined;
+  private readonly sent = new Promise<void>((resolve) => {
+    this.finish = resolve;
+  });
+  private readonly onError = (): void => {
+    this.drop();
+  };
 
   constructor(
     private readonly tap: ActiveTap,
+    private readonly up: Upstream,
+    private readonly pool: CopyPool,
     head: Head,
   ) {
     tap.stats.taken += 1;
-    inFlight.set(tap, (inFlight.get(tap) ?? 0) + 1);
-    this.up = dial('127.0.0.1', tap.door);
-    this.up.socket.once('close', () => {
-      inFlight.set(tap, (inFlight.get(tap) ?? 1) - 1);
-    });
-    this.up.socket.once('error', () => {
-      this.drop();
-    });
-    this.up.socket.setTimeout(COPY_TIMEOUT_MS, () => {
-      this.up.socket.destroy();
-    });
-    this.write(head.raw);
-    void this.drain(head.method);
+    up.socket.on('error', this.onError);
+    this.write(copyHead(head));
+    void this.drain(head);
   }
 
   write(chunk: Buffer): void {
@@ -104,20 +137,38 @@ class CopyOut {
     else this.up.socket.write(chunk);
   }
 
+  /** The request has been written whole. */
+  end(): void {
+    this.finish();
+  }
+
   drop(): void {
     if (this.dropped) return;
     this.dropped = true;
     this.tap.stats.dropped += 1;
     this.up.socket.destroy();
+    this.finish();
   }
 
-  private async drain(method: string): Promise<void> {
+  private async drain(request: Head): Promise<void> {
     try {
       for (;;) {
         const answer = await readHead(this.up.pull, 'response');
-        if (answer === null) break;
-        await forwardBody(this.up.pull, responseFraming(answer, method), () => Promise.resolve());
-        if (answer.status >= 200 || answer.status === 101) break;
+        if (answer === null) throw new WireError('the session closed the copy');
+        const framing = responseFraming(answer, request.method);
+        await forwardBody(this.up.pull, framing, () => Promise.resolve());
+        if (answer.status < 200 && answer.status !== 101) continue;
+        await this.sent;
+        if (
+          !this.dropped &&
+          answer.status !== 101 &&
+          keepsAlive(parseHead(copyHead(request), 'request'), answer, framing)
+        ) {
+          this.up.socket.off('error', this.onError);
+          this.pool.give(this.up);
+          return;
+        }
+        break;
       }
     } catch {
       // What the session answers is dropped anyway.
@@ -126,11 +177,32 @@ class CopyOut {
   }
 }
 
+/**
+ * The head a copy is sent with: the request's, except that it keeps the connection open, so
+ * that copies of requests whose clients close after each one still reuse the pool's
+ * connections (a new one costs the daemon a port-forward stream). The session's answer is
+ * thrown away, so nothing the client sees changes.
+ */
+function copyHead(head: Head): Buffer {
+  const tokens = connectionTokens(head);
+  if (!tokens.has('close') && (head.version === '1.1' || tokens.has('keep-alive'))) return head.raw;
+  const lines = head.raw.toString('latin1').split('\r\n').slice(0, -2);
+  const kept = lines.filter((l, i) => i === 0 || !/^connection\s*:/i.test(l));
+  if (head.version === '1.0') kept.push('Connection: keep-alive');
+  return Buffer.from(`${kept.join('\r\n')}\r\n\r\n`, 'latin1');
+}
+
 function copiesFor(wiretaps: readonly ActiveTap[], head: Head): CopyOut[] {
   const out: CopyOut[] = [];
   for (const w of wiretaps) {
-    if ((inFlight.get(w) ?? 0) >= MAX_COPIES) w.stats.dropped += 1;
-    else out.push(new CopyOut(w, head));
+    let pool = pools.get(w);
+    if (pool === undefined) {
+      pool = new CopyPool(w.door);
+      pools.set(w, pool);
+    }
+    const up = pool.take();
+    if (up === undefined) w.stats.dropped += 1;
+    else out.push(new CopyOut(w, up, pool, head));
   }
   return out;
 }
@@ -187,6 +259,7 @@ export async function serveHttp1(client: Socket, deps: Http1Deps, early?: Socket
           for (const c of copies) c.write(chunk);
           await write(up.socket, chunk);
         });
+        for (const c of copies) c.end();
       })();
       sent.catch(() => undefined);
       let answer: Head | null;

@@ -401,6 +401,20 @@ test('a wiretap gets a copy of each matching request while the app answers it', 
   t.is(r.engagements.status()[0]?.taken, 1);
 });
 
+test('copies of requests whose clients close each connection still share a few connections', async (t) => {
+  const r = await rig(t, 'wiretap', alice);
+  for (let i = 0; i < 20; i += 1) {
+    const out = await post(r.proxy, { 'x-user': 'alice', connection: 'close' }, 'body');
+    t.deepEqual(whos(out), ['app']);
+  }
+  await waitFor(() => (r.engagements.status()[0]?.taken ?? 0) >= 20);
+  const status = r.engagements.status()[0];
+  t.is(status?.taken, 20);
+  t.is(status?.dropped, 0);
+  // Each connection to the session costs the daemon a port-forward stream in a cluster.
+  t.true((status?.accepted ?? 99) <= 8, `${status?.accepted} connections`);
+});
+
 test('a stopped local side never slows the app: its copies are dropped and counted', async (t) => {
   const r = await rig(t, 'wiretap', alice);
   await r.stopLocal();
