@@ -266,10 +266,19 @@ export async function serveHttp1(client: Socket, deps: Http1Deps, early?: Socket
       for (;;) {
         answer = await readHead(up.pull, 'response');
         if (answer === null) throw new WireError('the upstream closed without an answer');
-        await write(client, answer.raw);
-        if (answer.status === 101) break;
+        if (answer.status === 101) {
+          await write(client, answer.raw);
+          break;
+        }
         const answerFraming = responseFraming(answer, head.method);
-        await forwardBody(up.pull, answerFraming, (chunk) => write(client, chunk));
+        // The head goes out with the body's first bytes, in one segment when they fit.
+        let pending: Buffer | undefined = answer.raw;
+        await forwardBody(up.pull, answerFraming, (chunk) => {
+          const out = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
+          pending = undefined;
+          return write(client, out);
+        });
+        if (pending !== undefined) await write(client, pending);
         if (answer.status >= 200) {
           await sent;
           if (!keepsAlive(head, answer, answerFraming)) {
