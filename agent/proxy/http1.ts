@@ -272,13 +272,13 @@ export async function serveHttp1(client: Socket, deps: Http1Deps, early?: Socket
         }
         const answerFraming = responseFraming(answer, head.method);
         // The head goes out with the body's first bytes, in one segment when they fit.
-        let pending: Buffer | undefined = answer.raw;
+        const held: { head: Buffer | undefined } = { head: answer.raw };
         await forwardBody(up.pull, answerFraming, (chunk) => {
-          const out = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
-          pending = undefined;
+          const out = held.head === undefined ? chunk : Buffer.concat([held.head, chunk]);
+          held.head = undefined;
           return write(client, out);
         });
-        if (pending !== undefined) await write(client, pending);
+        if (held.head !== undefined) await write(client, held.head);
         if (answer.status >= 200) {
           await sent;
           if (!keepsAlive(head, answer, answerFraming)) {
