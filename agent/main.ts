@@ -49,9 +49,25 @@ async function run(role: Role, args: string[]): Promise<(() => Promise<void>) | 
       await reaper.stop();
     };
   }
-  const agent = await startAgent({ config: parseAgentConfig(args[0] ?? ''), log });
-  return () => agent.stop();
+  const config = parseAgentConfig(args[0] ?? '');
+  const agent = await startAgent({ config, log });
+  // A pod being deleted still gets connections until kube-proxy has caught up with its
+  // endpoints (about a second, more on a busy node): the ports it serves stay open a while.
+  const drainMs =
+    config.ports.length + (config.proxies?.length ?? 0) === 0
+      ? 0
+      : Number(process.env.TP_AGENT_DRAIN_MS ?? AGENT_DRAIN_MS);
+  return async () => {
+    if (drainMs > 0) {
+      log({ msg: 'tp agent draining', ms: drainMs });
+      await new Promise((resolve) => setTimeout(resolve, drainMs));
+    }
+    await agent.stop();
+  };
 }
+
+/** How long an agent that serves ports keeps serving them once told to stop. */
+const AGENT_DRAIN_MS = 3000;
 
 const role = (process.argv[2] ?? 'manager') as Role;
 if (!roles.includes(role)) {
