@@ -52,7 +52,7 @@ async function run(role: Role, args: string[]): Promise<(() => Promise<void>) | 
   const config = parseAgentConfig(args[0] ?? '');
   const agent = await startAgent({ config, log });
   // A pod being deleted still gets connections until kube-proxy has caught up with its
-  // endpoints (about a second, more on a busy node): the ports it serves stay open a while.
+  // endpoints (about a second, several on a busy node): the ports it serves stay open a while.
   const drainMs =
     config.ports.length + (config.proxies?.length ?? 0) === 0
       ? 0
@@ -66,8 +66,11 @@ async function run(role: Role, args: string[]): Promise<(() => Promise<void>) | 
   };
 }
 
-/** How long an agent that serves ports keeps serving them once told to stop. */
-const AGENT_DRAIN_MS = 3000;
+/**
+ * How long an agent that serves ports keeps serving them once told to stop; the pod's grace
+ * period ends it sooner. A busy node's kube-proxy took over 3 s to drop a deleted pod.
+ */
+const AGENT_DRAIN_MS = 10_000;
 
 const role = (process.argv[2] ?? 'manager') as Role;
 if (!roles.includes(role)) {

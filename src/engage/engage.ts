@@ -217,7 +217,13 @@ export async function engage(
     // The Service turns to the agent only once every pod has one to receive its traffic.
     if (tap !== undefined) {
       current = progress.step(`Pointing Service ${tap.service}:${tap.servicePort} at the agent`);
-      await switchService(ctx.services, ctx.namespace, tap.service, plan.engagements);
+      await switchService(
+        ctx.services,
+        ctx.namespace,
+        tap.service,
+        plan.engagements,
+        await ctx.workloads.podsRunning(applied, agentContainer, agent.ref),
+      );
       current.succeed();
     }
   } catch (err) {

@@ -120,12 +120,20 @@ export async function switchService(
   namespace: string,
   name: string,
   engagements: Engagements,
+  agentPods?: readonly string[],
 ): Promise<void> {
+  const deadline = Date.now() + ENDPOINTS_WAIT_MS;
+  // The pods the rollout replaced must be gone from the endpoints first: switched while still
+  // listed, they would be sent the agent's port, where nothing listens in them.
+  while (agentPods !== undefined && Date.now() < deadline) {
+    const ready = await services.readyPods(name, namespace);
+    if (ready === undefined || ready.every((p) => agentPods.includes(p))) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const service = await services.read(name, namespace);
   const plan = planServiceSwitch(service, switchesOf(engagements, name));
   const applied = await services.apply(plan.apply);
   if (plan.handover !== undefined) await services.apply(plan.handover, FIELD_MANAGER_RESTORED);
-  const deadline = Date.now() + ENDPOINTS_WAIT_MS;
   for (const p of plan.apply.spec?.ports ?? []) {
     const now = (applied.spec.ports ?? []).find((q) => q.port === p.port);
     const before = (service.spec.ports ?? []).find((q) => q.port === p.port)?.targetPort;

@@ -33,6 +33,28 @@ export class ServiceClient {
   }
 
   /**
+   * The pods a Service's EndpointSlices list as ready now; undefined when the user may not
+   * list them.
+   */
+  async readyPods(name: string, namespace: string): Promise<string[] | undefined> {
+    try {
+      const slices = await this.discovery.listNamespacedEndpointSlice({
+        namespace,
+        labelSelector: `kubernetes.io/service-name=${name}`,
+      });
+      return slices.items.flatMap((s) =>
+        s.endpoints
+          .filter((e) => e.conditions?.ready !== false && e.targetRef?.kind === 'Pod')
+          .map((e) => e.targetRef?.name ?? ''),
+      );
+    } catch (err) {
+      const status = httpStatus(err);
+      if (status === 403 || status === 404) return undefined;
+      throw clusterError(err, this.target);
+    }
+  }
+
+  /**
    * The endpoint ports a Service port resolves to now, by the EndpointSlices kube-proxy
    * reads; undefined when the user may not list them (then nobody can wait on them).
    */

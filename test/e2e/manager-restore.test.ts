@@ -71,7 +71,7 @@ const canI = async (verb: string, resource: string): Promise<boolean> =>
   'yes';
 
 test.serial(
-  'tp-manager may read and patch workloads and nothing else, and meets the restricted Pod Security Standard',
+  'tp-manager may read and patch workloads, read and patch Services, and nothing else, and meets the restricted Pod Security Standard',
   async (t) => {
     const rbac = managerRbacName(managerNs);
     const role = JSON.parse(await kubectlOk(['get', 'clusterrole', rbac, '-o', 'json'])) as {
@@ -91,7 +91,11 @@ test.serial(
       for (const verb of ['create', 'delete', 'update'])
         t.false(await canI(verb, r), `${verb} ${r}`);
     }
-    for (const r of ['pods', 'secrets', 'configmaps', 'services', 'namespaces']) {
+    // Services: an intercepted port is pointed back at the app before its agent goes.
+    for (const verb of ['get', 'patch']) t.true(await canI(verb, 'services'), `${verb} services`);
+    for (const verb of ['list', 'create', 'delete', 'update'])
+      t.false(await canI(verb, 'services'), `${verb} services`);
+    for (const r of ['pods', 'secrets', 'configmaps', 'namespaces']) {
       t.false(await canI('get', r), `get ${r}`);
     }
     // Asking to enforce `restricted` on its namespace lists the pods that would violate it.

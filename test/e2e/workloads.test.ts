@@ -104,10 +104,12 @@ test('samples lists its Deployments and the store StatefulSet, sorted, all ready
     'Deployment/bulk',
     'Deployment/dnsutils',
     'Deployment/echo',
+    'Deployment/grpc',
     'Deployment/multi',
     'Deployment/tcp-echo',
     'Deployment/udp-echo',
     'Deployment/volumes',
+    'Deployment/web',
     'Deployment/worker',
     'StatefulSet/store',
   ]);
