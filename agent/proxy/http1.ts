@@ -19,6 +19,7 @@ import {
   requestFraming,
   responseFraming,
   Pull,
+  type Framing,
   type Head,
 } from './http1-wire.js';
 import { COPY_LIMIT, splice } from './raw.js';
@@ -30,6 +31,8 @@ export interface Http1Deps {
   taps(): { intercepts: readonly ActiveTap[]; wiretaps: readonly ActiveTap[] };
   log(o: object): void;
 }
+
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
 interface Upstream {
   socket: Socket;
@@ -231,13 +234,17 @@ export async function serveHttp1(client: Socket, deps: Http1Deps, early?: Socket
   });
   try {
     for (;;) {
-      const head = await readHead(pull, 'request').catch((err: unknown) => {
-        if (err instanceof WireError && !client.destroyed)
-          client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      let head: Head | null;
+      let framing: Framing;
+      try {
+        head = await readHead(pull, 'request');
+        if (head === null) break;
+        framing = requestFraming(head);
+      } catch (err) {
+        // What the agent cannot frame, nothing after it could: the client is told so.
+        if (err instanceof WireError && !client.destroyed) client.end(BAD_REQUEST);
         throw err;
-      });
-      if (head === null) break;
-      const framing = requestFraming(head);
+      }
       const { intercepts, wiretaps } = deps.taps();
       const { intercept, wiretaps: copying } = route(intercepts, wiretaps, viewOf(head));
       if (intercept !== undefined) intercept.stats.taken += 1;
@@ -297,8 +304,8 @@ export async function serveHttp1(client: Socket, deps: Http1Deps, early?: Socket
     client.end();
   } catch (err) {
     if (!(err instanceof WireError)) deps.log({ msg: 'http: proxy failed', error: String(err) });
-    // A reset or a malformed message: the client sees its connection go, as it would.
-    if (!client.destroyed) client.resetAndDestroy();
+    // A reset upstream: the client sees its connection go, as it would; a 400 is let out.
+    if (!client.destroyed && !client.writableEnded) client.resetAndDestroy();
   }
 }
 

@@ -216,6 +216,20 @@ test('headers reach the app exactly as the client sent them: case, order and dup
   t.deepEqual(seen.headers.slice(i, i + 6), ['X-Mixed-Case', '1', 'x-dup', 'a', 'x-dup', 'b']);
 });
 
+test('a request whose framing is ambiguous gets a 400 and reaches neither side', async (t) => {
+  const r = await rig(t, 'intercept', alice);
+  const socket = await dial(r.proxy);
+  socket.end(
+    'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+  );
+  let answer = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (answer += d));
+  await new Promise((res) => socket.once('close', res));
+  t.regex(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  t.is(r.engagements.status()[0]?.taken, 0);
+});
+
 test('a path-prefix intercept takes only paths below it', async (t) => {
   const r = await rig(t, 'intercept', { headers: [], pathPrefixes: ['/api/', '/v2'] });
   const base = `http://127.0.0.1:${r.proxy}`;
