@@ -190,11 +190,15 @@ export class Engagements {
     const a = this.active.get(workload);
     if (a === undefined) throw new Error(`this session does not engage ${workload}`);
     const errors: string[] = [];
-    for (const pod of a.start.pods) {
-      try {
-        return await ask(await this.openAgent(a.start.namespace, pod));
-      } catch (err) {
-        errors.push(`${pod}: ${err instanceof Error ? err.message : String(err)}`);
+    // Twice round, a moment apart: a port-forward to a pod that has just started can fail once.
+    for (let round = 0; round < 2; round += 1) {
+      if (round > 0) await new Promise((r) => setTimeout(r, 500));
+      for (const pod of a.start.pods) {
+        try {
+          return await ask(await this.openAgent(a.start.namespace, pod));
+        } catch (err) {
+          errors.push(`${pod}: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
     }
     throw new Error(`no agent of ${workload} answered (${errors.join('; ') || 'no pods'})`);

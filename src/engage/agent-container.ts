@@ -207,6 +207,9 @@ export function sidecarAgent(
             opts.writable ? { ...m } : { ...m, readOnly: true },
           ),
         }),
+    // Ready once the agent listens (its health port opens last, after the proxied ports): a
+    // pod turned Ready before would be sent traffic, and port-forwards, it cannot take yet.
+    readinessProbe: { tcpSocket: { port: AGENT_HEALTH_PORT }, periodSeconds: 1 },
     securityContext: {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
