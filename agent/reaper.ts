@@ -16,7 +16,7 @@ import {
 import {
   planServiceSwitch,
   serviceRestore,
-  type PortSwitch,
+  serviceSwitches,
 } from '../src/engage/service-switch.js';
 import { appsKinds, type AppsKind, type WorkloadApi } from '../src/k8s/in-cluster.js';
 import { messageOf } from '../src/lib/errors.js';
@@ -138,15 +138,6 @@ export interface Reaper {
  * The ports of Service `name` that `records` switch to an agent: what stays switched once the
  * others are restored.
  */
-export function serviceSwitches(records: readonly EngagementRecord[], name: string): PortSwitch[] {
-  const out: PortSwitch[] = [];
-  for (const { service: s } of records) {
-    if (s?.name !== name) continue;
-    if (!out.some((o) => o.port === s.port && o.protocol === s.protocol))
-      out.push({ port: s.port, protocol: s.protocol, listen: s.listen });
-  }
-  return out;
-}
 
 /**
  * Points the Service port an engagement switched back at the app, before the agent it points

@@ -9,6 +9,7 @@
  * back, and the annotation that remembers the originals while any port is switched.
  */
 import { ANNOTATION_ORIGINAL_TARGETS, FIELD_MANAGER_RESTORED } from '../lib/k8s-keys.js';
+import type { EngagementRecord } from './plan.js';
 import type { ServiceObject } from './workload.js';
 
 export interface ServicePortApply {
@@ -180,4 +181,15 @@ function field(obj: unknown, name: string): Record<string, unknown> | undefined 
 function fromKey(key: string): { port: number; protocol: string } {
   const [port = '', protocol = 'TCP'] = key.split('/');
   return { port: Number(port), protocol };
+}
+
+/** The ports of Service `name` that `records` point at their agents, each once. */
+export function serviceSwitches(records: readonly EngagementRecord[], name: string): PortSwitch[] {
+  const out: PortSwitch[] = [];
+  for (const { service: s } of records) {
+    if (s?.name !== name) continue;
+    if (!out.some((o) => o.port === s.port && o.protocol === s.protocol))
+      out.push({ port: s.port, protocol: s.protocol, listen: s.listen });
+  }
+  return out;
 }

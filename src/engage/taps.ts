@@ -19,7 +19,7 @@ import {
 } from './plan.js';
 import { parsePortFlag } from './ports.js';
 import { checkFilterPort, resolveServicePort } from './service-ports.js';
-import { planServiceSwitch, type PortSwitch } from './service-switch.js';
+import { planServiceSwitch, serviceSwitches } from './service-switch.js';
 
 export interface TapFlags {
   mode: string;
@@ -95,18 +95,6 @@ export async function chooseTap(
   };
 }
 
-/** The ports of `service` that `engagements` want pointed at their agent. */
-function switchesOf(engagements: Engagements, service: string): PortSwitch[] {
-  const out: PortSwitch[] = [];
-  for (const e of Object.values(engagements)) {
-    const s = e.service;
-    if (s?.name !== service) continue;
-    if (!out.some((o) => o.port === s.port && o.protocol === s.protocol))
-      out.push({ port: s.port, protocol: s.protocol, listen: s.listen });
-  }
-  return out;
-}
-
 /** How long a switch waits for the EndpointSlices to follow, before going on regardless. */
 const ENDPOINTS_WAIT_MS = 10_000;
 
@@ -131,7 +119,7 @@ export async function switchService(
     await new Promise((r) => setTimeout(r, 100));
   }
   const service = await services.read(name, namespace);
-  const plan = planServiceSwitch(service, switchesOf(engagements, name));
+  const plan = planServiceSwitch(service, serviceSwitches(Object.values(engagements), name));
   const applied = await services.apply(plan.apply);
   if (plan.handover !== undefined) await services.apply(plan.handover, FIELD_MANAGER_RESTORED);
   for (const p of plan.apply.spec?.ports ?? []) {

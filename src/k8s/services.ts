@@ -8,6 +8,7 @@ import {
   DiscoveryV1Api,
   KubernetesObjectApi,
   PatchStrategy,
+  type V1EndpointSlice,
   type KubeConfig,
 } from '@kubernetes/client-node';
 import type { ServiceApply } from '../engage/service-switch.js';
@@ -37,21 +38,12 @@ export class ServiceClient {
    * list them.
    */
   async readyPods(name: string, namespace: string): Promise<string[] | undefined> {
-    try {
-      const slices = await this.discovery.listNamespacedEndpointSlice({
-        namespace,
-        labelSelector: `kubernetes.io/service-name=${name}`,
-      });
-      return slices.items.flatMap((s) =>
-        s.endpoints
-          .filter((e) => e.conditions?.ready !== false && e.targetRef?.kind === 'Pod')
-          .map((e) => e.targetRef?.name ?? ''),
-      );
-    } catch (err) {
-      const status = httpStatus(err);
-      if (status === 403 || status === 404) return undefined;
-      throw clusterError(err, this.target);
-    }
+    const slices = await this.slices(name, namespace);
+    return slices?.flatMap((s) =>
+      s.endpoints
+        .filter((e) => e.conditions?.ready !== false && e.targetRef?.kind === 'Pod')
+        .map((e) => e.targetRef?.name ?? ''),
+    );
   }
 
   /**
@@ -63,19 +55,26 @@ export class ServiceClient {
     namespace: string,
     portName: string | undefined,
   ): Promise<number[] | undefined> {
+    const slices = await this.slices(name, namespace);
+    if (slices === undefined) return undefined;
+    const ports = new Set<number>();
+    for (const s of slices) {
+      if (s.endpoints.every((e) => e.conditions?.ready === false)) continue;
+      for (const p of s.ports ?? []) {
+        if ((p.name ?? '') === (portName ?? '') && p.port !== undefined) ports.add(p.port);
+      }
+    }
+    return [...ports];
+  }
+
+  /** The Service's EndpointSlices; undefined when the user may not list them. */
+  private async slices(name: string, namespace: string): Promise<V1EndpointSlice[] | undefined> {
     try {
-      const slices = await this.discovery.listNamespacedEndpointSlice({
+      const list = await this.discovery.listNamespacedEndpointSlice({
         namespace,
         labelSelector: `kubernetes.io/service-name=${name}`,
       });
-      const ports = new Set<number>();
-      for (const s of slices.items) {
-        if (s.endpoints.every((e) => e.conditions?.ready === false)) continue;
-        for (const p of s.ports ?? []) {
-          if ((p.name ?? '') === (portName ?? '') && p.port !== undefined) ports.add(p.port);
-        }
-      }
-      return [...ports];
+      return list.items;
     } catch (err) {
       const status = httpStatus(err);
       if (status === 403 || status === 404) return undefined;
